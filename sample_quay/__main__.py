@@ -1,0 +1,80 @@
+"""Run the sample Quay server from the command line until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+from .auth import TOKENS
+from .generated import ScaleSettings
+from .server import SampleQuay, is_loopback
+
+_SCALE_OPTIONS = {
+    "orgs": int,
+    "repos_per_org": int,
+    "active_tags": int,
+    "dead_tags": int,
+    "shared_digest_share": float,
+    "manifest_lists": int,
+    "packages": int,
+    "vulnerabilities": int,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; refuse hosts that are not loopback addresses."""
+    parser = argparse.ArgumentParser(prog="python -m sample_quay", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
+    parser.add_argument("--scanner", choices=("on", "off", "down"), default="on")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay per answer")
+    parser.add_argument(
+        "--scale", action="store_true", help="add generated organizations with the default sizes"
+    )
+    defaults = ScaleSettings()
+    for name, kind in _SCALE_OPTIONS.items():
+        option = "--scale-" + name.replace("_", "-")
+        parser.add_argument(
+            option,
+            type=kind,
+            dest=name,
+            help=f"generated data: {name} (default {getattr(defaults, name)})",
+        )
+    args = parser.parse_args(argv)
+    if not is_loopback(args.host):
+        parser.error(f"--host must be a loopback address, not {args.host!r}")
+    return args
+
+
+def scale_settings(args: argparse.Namespace) -> ScaleSettings | None:
+    """Return generated-data settings if --scale or any --scale-* option was given."""
+    values = {name: getattr(args, name) for name in _SCALE_OPTIONS}
+    given = {name: value for name, value in values.items() if value is not None}
+    if not (args.scale or given):
+        return None
+    return ScaleSettings(**given)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the server, print its URL (first line) and the tokens, serve until ^C."""
+    args = parse_args(argv)
+    server = SampleQuay(
+        scanner=args.scanner,
+        latency=args.latency_ms / 1000,
+        scale=scale_settings(args),
+        host=args.host,
+        port=args.port,
+    )
+    with server:
+        print(f"Sample Quay server at {server.url}", flush=True)
+        for label, token in TOKENS.items():
+            print(f"  token {label}: {token}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""tap-quay: a Singer tap for Quay container registries."""

@@ -1,0 +1,29 @@
+"""The eleven streams, grouped by what they describe."""
+
+from tap_quay.streams.access import (
+    OrganizationMembersStream,
+    OrganizationsStream,
+    RobotAccountsStream,
+    TeamMembersStream,
+    TeamsStream,
+    UserStream,
+)
+from tap_quay.streams.images import ManifestsStream, RepositoriesStream, TagsStream
+from tap_quay.streams.security import ManifestPackagesStream, ManifestVulnerabilitiesStream
+
+#: In sync order: a parent always comes before its children.
+STREAM_TYPES = (
+    UserStream,
+    OrganizationsStream,
+    OrganizationMembersStream,
+    RobotAccountsStream,
+    TeamsStream,
+    TeamMembersStream,
+    RepositoriesStream,
+    TagsStream,
+    ManifestsStream,
+    ManifestPackagesStream,
+    ManifestVulnerabilitiesStream,
+)
+
+__all__ = ["STREAM_TYPES"]

@@ -1,0 +1,409 @@
+"""Narrow unit cases of the status, retry and secret rules, on mocked HTTP."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+import requests
+
+from tap_quay.client import QuayStream, retry_after_seconds
+
+BASE = "https://quay.test"
+API = f"{BASE}/api/v1"
+TOKEN = "canary-user-token-5f1c"
+ROBOT_SECRET = "canary-robot-secret-93ab"
+AVATAR = {"name": "x", "hash": "h", "color": "#000000", "kind": "user"}
+DIGEST = "sha256:" + "a" * 64
+CONFIG = {"base_url": BASE, "auth_token": TOKEN, "organizations": ["acme"]}
+
+
+def quay_error(status: int, kind: str) -> dict:
+    """Return Quay's error object for a status."""
+    return {
+        "detail": kind,
+        "error_message": kind,
+        "error_type": kind,
+        "title": kind,
+        "type": f"{BASE}/api/v1/error/{kind}",
+        "status": status,
+    }
+
+
+@pytest.fixture
+def registry(requests_mock):
+    """Register a one-organization, one-image registry on the mock adapter."""
+    team = {
+        "name": "owners",
+        "description": "",
+        "role": "admin",
+        "avatar": AVATAR,
+        "can_view": True,
+        "repo_count": 0,
+        "member_count": 1,
+        "is_synced": False,
+    }
+    member = {"name": "alice", "kind": "user", "avatar": AVATAR, "teams": [], "repositories": []}
+    requests_mock.get(
+        f"{API}/user/",
+        json={"anonymous": False, "username": "alice", "avatar": AVATAR, "organizations": []},
+    )
+    requests_mock.get(
+        f"{API}/organization/acme",
+        json={
+            "name": "acme",
+            "email": "",
+            "avatar": AVATAR,
+            "is_admin": True,
+            "is_member": True,
+            "teams": {"owners": team},
+            "ordered_teams": ["owners"],
+        },
+    )
+    requests_mock.get(f"{API}/organization/acme/members", json={"members": [member]})
+    requests_mock.get(
+        f"{API}/organization/acme/robots",
+        json={
+            "robots": [
+                {
+                    "name": "acme+ci",
+                    "created": "Fri, 31 May 2024 16:08:37 -0000",
+                    "last_accessed": None,
+                    "description": "",
+                }
+            ]
+        },
+    )
+    requests_mock.get(
+        f"{API}/organization/acme/team/owners/members",
+        json={
+            "name": "owners",
+            "can_edit": True,
+            "members": [
+                {
+                    "name": "alice",
+                    "kind": "user",
+                    "is_robot": False,
+                    "avatar": AVATAR,
+                    "invited": False,
+                }
+            ],
+        },
+    )
+    requests_mock.get(
+        f"{API}/repository",
+        json={
+            "repositories": [
+                {
+                    "namespace": "acme",
+                    "name": "web",
+                    "description": None,
+                    "is_public": False,
+                    "kind": "image",
+                    "state": "NORMAL",
+                    "is_starred": False,
+                    "last_modified": 1717258117,
+                    "popularity": 0.0,
+                }
+            ]
+        },
+    )
+    requests_mock.get(
+        f"{API}/repository/acme/web/tag/",
+        json={
+            "page": 1,
+            "has_additional": False,
+            "tags": [
+                {
+                    "name": "latest",
+                    "reversion": False,
+                    "start_ts": 1717258117,
+                    "manifest_digest": DIGEST,
+                    "is_manifest_list": False,
+                    "size": 10,
+                    "last_modified": "Sat, 01 Jun 2024 16:08:37 -0000",
+                }
+            ],
+        },
+    )
+    requests_mock.get(
+        f"{API}/repository/acme/web/manifest/{DIGEST}",
+        json={
+            "digest": DIGEST,
+            "is_manifest_list": False,
+            "manifest_data": "{}",
+            "config_media_type": None,
+            "layers_compressed_size": 10,
+            "layers": [],
+        },
+    )
+    requests_mock.get(f"{API}/discovery", status_code=404, json=quay_error(404, "not_found"))
+    requests_mock.get(
+        f"{API}/repository/acme/web/manifest/{DIGEST}/security",
+        json={
+            "status": "scanned",
+            "data": {
+                "Layer": {
+                    "Name": DIGEST,
+                    "Features": [
+                        {
+                            "Name": "openssl",
+                            "Version": "3.1",
+                            "AddedBy": DIGEST,
+                            "VersionFormat": "",
+                            "NamespaceName": "",
+                            "BaseScores": [7.5],
+                            "CVEIds": ["CVE-2099-1"],
+                            "Vulnerabilities": [{"Name": "CVE-2099-1", "Severity": "High"}],
+                        }
+                    ],
+                }
+            },
+        },
+    )
+    return requests_mock
+
+
+def test_retry_after_is_read_as_seconds_fraction_or_http_date():
+    def answer(value: str | None) -> SimpleNamespace:
+        return SimpleNamespace(headers={"Retry-After": value} if value else {})
+
+    assert retry_after_seconds(answer("3")) == 3.0
+    assert retry_after_seconds(answer("0.25")) == 0.25
+    assert retry_after_seconds(answer("Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0
+    assert retry_after_seconds(answer(None)) is None
+    assert retry_after_seconds(answer("soon")) is None
+
+
+def test_waits_honour_retry_after_and_otherwise_double(sync_in_process):
+    from singer_sdk.exceptions import RetriableAPIError
+
+    from tap_quay.tap import TapQuay
+
+    stream = TapQuay(config=CONFIG, parse_env_config=False).streams["organizations"]
+    assert isinstance(stream, QuayStream)
+    waits = stream.backoff_wait_generator()
+    waits.send(None)
+
+    def error(retry_after: str | None) -> RetriableAPIError:
+        response = requests.Response()
+        if retry_after:
+            response.headers["Retry-After"] = retry_after
+        return RetriableAPIError("429", response)
+
+    assert [waits.send(error(None)) for _ in range(3)] == [1.0, 2.0, 4.0]
+    assert waits.send(error("7")) == 7.0
+    assert all(stream.backoff_jitter(7.0) >= 7.0 for _ in range(50))
+
+
+def test_server_errors_and_rate_limits_are_retried(registry, sync_in_process, fast_retries):
+    registry.get(
+        f"{API}/organization/acme",
+        [
+            {"status_code": 503, "text": "<html>busy</html>"},
+            {"status_code": 429, "headers": {"Retry-After": "0"}},
+            {"status_code": 520, "json": quay_error(520, "downstream_issue")},
+            {
+                "json": {
+                    "name": "acme",
+                    "email": "",
+                    "avatar": AVATAR,
+                    "is_admin": True,
+                    "is_member": True,
+                }
+            },
+        ],
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 0
+    assert [record["name"] for record in output.records["organizations"]] == ["acme"]
+
+
+def test_dropped_connections_are_retried(registry, sync_in_process, fast_retries):
+    registry.get(
+        f"{API}/organization/acme/members",
+        [
+            {"exc": requests.exceptions.ConnectionError("reset by peer")},
+            {"exc": requests.exceptions.ReadTimeout("read timed out")},
+            {
+                "json": {
+                    "members": [
+                        {
+                            "name": "bob",
+                            "kind": "user",
+                            "avatar": AVATAR,
+                            "teams": [],
+                            "repositories": [],
+                        }
+                    ]
+                }
+            },
+        ],
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 0
+    assert [record["name"] for record in output.records["organization_members"]] == ["bob"]
+
+
+def test_a_resource_that_keeps_failing_fails_the_run_after_everything_else(
+    registry, sync_in_process, fast_retries, caplog
+):
+    registry.get(
+        f"{API}/repository/acme/web/manifest/{DIGEST}/security",
+        status_code=520,
+        json=quay_error(520, "downstream_issue"),
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 1
+    assert output.count("tags") == 1
+    assert output.records["manifests"][0]["security_status"] == "unavailable"
+    assert output.count("manifest_packages") == 0
+    summary = [r.message for r in caplog.records if "could not be read" in r.message]
+    assert summary
+    assert f"/api/v1/repository/acme/web/manifest/{DIGEST}/security" in summary[-1]
+
+
+def test_a_rejected_token_stops_the_run_with_one_line(registry, sync_in_process, caplog):
+    registry.get(
+        f"{API}/organization/acme/members", status_code=401, json=quay_error(401, "invalid_token")
+    )
+    code, _ = sync_in_process(CONFIG)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert code == 1
+    assert any("rejected the token" in r.getMessage() for r in errors)
+    assert all(r.exc_info is None for r in errors)
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+
+
+def test_forbidden_and_missing_resources_come_out_empty_with_one_warning(
+    registry, sync_in_process, caplog
+):
+    config = {**CONFIG, "organizations": ["acme", "acme"]}
+    registry.get(
+        f"{API}/organization/acme/robots",
+        status_code=403,
+        json=quay_error(403, "insufficient_scope"),
+    )
+    code, output = sync_in_process(config)
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "robot_accounts" in r.getMessage()
+    ]
+    assert code == 0
+    assert output.count("robot_accounts") == 0
+    assert output.count("organization_members") == 2
+    assert len(warnings) == 1
+
+
+def test_an_answer_that_is_not_json_is_a_one_line_error(registry, sync_in_process, caplog):
+    registry.get(
+        f"{API}/repository", text="<html>Sign in</html>", headers={"Content-Type": "text/html"}
+    )
+    code, _ = sync_in_process(CONFIG)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert code == 1
+    assert any("/api/v1/repository" in e and "text/html" in e for e in errors)
+
+
+def test_robot_secrets_are_never_requested_or_emitted(registry, sync_in_process, caplog):
+    registry.get(
+        f"{API}/organization/acme/robots",
+        json={
+            "robots": [
+                {
+                    "name": "acme+ci",
+                    "created": None,
+                    "last_accessed": None,
+                    "description": "",
+                    "token": ROBOT_SECRET,
+                },
+                {
+                    "name": "acme-prod+other",
+                    "created": None,
+                    "last_accessed": None,
+                    "description": "",
+                    "token": ROBOT_SECRET,
+                },
+            ]
+        },
+    )
+    code, output = sync_in_process(CONFIG)
+    robots_call = next(c for c in registry.request_history if c.path.endswith("/robots"))
+    assert robots_call.qs["token"] == ["false"]
+    assert code == 0
+    assert [record["name"] for record in output.records["robot_accounts"]] == ["acme+ci"]
+    assert "token" not in output.records["robot_accounts"][0]
+    assert ROBOT_SECRET not in repr(output) + caplog.text
+
+
+def test_only_get_requests_are_sent(registry, sync_in_process):
+    sync_in_process(CONFIG)
+    assert {call.method for call in registry.request_history} == {"GET"}
+
+
+def test_security_rows_come_from_one_report(registry, sync_in_process):
+    code, output = sync_in_process(CONFIG)
+    security_calls = [c for c in registry.request_history if c.path.endswith("/security")]
+    assert code == 0
+    assert len(security_calls) == 1
+    assert security_calls[0].qs["vulnerabilities"] == ["true"]
+    assert output.records["manifests"][0]["security_status"] == "scanned"
+    package = output.records["manifest_packages"][0]
+    finding = output.records["manifest_vulnerabilities"][0]
+    assert (package["manifest_digest"], package["Name"], package["package_index"]) == (
+        DIGEST,
+        "openssl",
+        0,
+    )
+    assert "Vulnerabilities" not in package
+    assert (finding["package_name"], finding["package_version"], finding["Name"]) == (
+        "openssl",
+        "3.1",
+        "CVE-2099-1",
+    )
+
+
+def test_no_security_requests_when_not_collecting(registry, sync_in_process):
+    code, output = sync_in_process({**CONFIG, "collect_vulnerabilities": False})
+    assert code == 0
+    assert not [
+        c for c in registry.request_history if "security" in c.path or "discovery" in c.path
+    ]
+    assert output.records["manifests"][0]["security_status"] == "not_requested"
+    assert output.count("manifest_packages") == output.count("manifest_vulnerabilities") == 0
+
+
+def test_a_registry_without_scanner_yields_no_security_rows(registry, sync_in_process):
+    registry.get(
+        f"{API}/repository/acme/web/manifest/{DIGEST}/security",
+        status_code=404,
+        json=quay_error(404, "not_found"),
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 0
+    assert output.records["manifests"][0]["security_status"] == "no_scanner"
+    assert output.count("manifest_packages") == 0
+
+
+def test_an_api_description_without_the_scanner_saves_the_security_requests(
+    registry, sync_in_process
+):
+    registry.get(
+        f"{API}/discovery",
+        json={"paths": {"/api/v1/user/": {"get": {"operationId": "getLoggedInUser"}}}},
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 0
+    assert not [c for c in registry.request_history if c.path.endswith("/security")]
+    assert output.records["manifests"][0]["security_status"] == "no_scanner"
+
+
+def test_timestamps_are_rfc3339_utc(registry, sync_in_process):
+    _, output = sync_in_process(CONFIG)
+    assert output.records["repositories"][0]["last_modified"] == "2024-06-01T16:08:37Z"
+    tag = output.records["tags"][0]
+    assert (tag["start_ts"], tag["last_modified"]) == ("2024-06-01T16:08:37Z",) * 2
+    assert output.records["robot_accounts"][0]["created"] == "2024-05-31T16:08:37Z"
+    assert output.records["robot_accounts"][0]["last_accessed"] is None
