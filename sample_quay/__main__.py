@@ -7,8 +7,9 @@ import sys
 import threading
 
 from .auth import TOKENS
+from .faults import FAULT_KINDS, Fault
 from .generated import ScaleSettings
-from .server import SampleQuay, is_loopback
+from .server import SampleQuay, TlsFiles, is_loopback
 
 _SCALE_OPTIONS = {
     "orgs": int,
@@ -41,10 +42,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             dest=name,
             help=f"generated data: {name} (default {getattr(defaults, name)})",
         )
+    add_fault_options(parser)
     args = parser.parse_args(argv)
     if not is_loopback(args.host):
         parser.error(f"--host must be a loopback address, not {args.host!r}")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    try:
+        args.faults = [Fault.parse(spec) for spec in args.fault]
+    except (ValueError, TypeError) as error:
+        parser.error(f"--fault: {error}")
     return args
+
+
+def add_fault_options(parser: argparse.ArgumentParser) -> None:
+    """Add the fault plan, rate limit and TLS options."""
+    kinds = "; ".join(f"{kind}: {effect}" for kind, effect in FAULT_KINDS.items())
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="'KIND [PATH_REGEX] [name=value ...]'",
+        help="inject a fault (repeatable); options times=N|always, nth=N, status=N, "
+        f"body=json|html, retry_after=seconds|date|fraction|none, wait=S. Kinds: {kinds}",
+    )
+    parser.add_argument("--rate-limit", type=float, help="requests per second before 429")
+    parser.add_argument("--rate-burst", type=int, help="burst the rate limit lets through")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
 
 
 def scale_settings(args: argparse.Namespace) -> ScaleSettings | None:
@@ -59,21 +84,37 @@ def scale_settings(args: argparse.Namespace) -> ScaleSettings | None:
 def main(argv: list[str] | None = None) -> None:
     """Start the server, print its URL (first line) and the tokens, serve until ^C."""
     args = parse_args(argv)
+    tls = TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
     server = SampleQuay(
         scanner=args.scanner,
         latency=args.latency_ms / 1000,
         scale=scale_settings(args),
         host=args.host,
         port=args.port,
+        faults=args.faults,
+        tls=tls,
     )
+    server.limit_rate(args.rate_limit, args.rate_burst)
     with server:
         print(f"Sample Quay server at {server.url}", flush=True)
         for label, token in TOKENS.items():
             print(f"  token {label}: {token}", flush=True)
+        if any(fault.kind == "redirect" for fault in args.faults):
+            print(f"  redirects go to {server.elsewhere.url}", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
-            print("stopped", file=sys.stderr)
+            print(f"stopped; {summary(server)}", file=sys.stderr)
+
+
+def summary(server: SampleQuay) -> str:
+    """Describe what the server answered: requests, faults played, rate-limit counts."""
+    accepted, rejected = server.rate_counts
+    faults = ", ".join(f"{kind} {count}" for kind, count in server.faults_injected.items())
+    return (
+        f"{len(server.requests)} requests; faults: {faults or 'none'}; "
+        f"rate limit: {accepted} accepted, {rejected} rejected"
+    )
 
 
 if __name__ == "__main__":

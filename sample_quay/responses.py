@@ -52,12 +52,18 @@ class Request:
 
 @dataclass
 class Response:
-    """One HTTP answer: status, body bytes, content type and extra headers."""
+    """One HTTP answer: status, body bytes, content type and extra headers.
+
+    `stall` delays the answer by that many seconds; `reset_after` sends that
+    many body bytes and then resets the connection (both for fault injection).
+    """
 
     status: int
     body: bytes = b""
     content_type: str = JSON_TYPE
     headers: dict[str, str] = field(default_factory=dict)
+    stall: float = 0.0
+    reset_after: int | None = None
 
 
 class ApiError(Exception):

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy tap_quay sample_quay
+.venv/bin/mypy tap_quay sample_quay scripts
 .venv/bin/pytest "$@"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import random
 import typing as t
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from functools import cached_property
 from importlib.metadata import version
 from urllib.parse import quote, urlparse
@@ -15,7 +13,9 @@ import requests
 from singer_sdk import RESTStream
 from singer_sdk.authenticators import APIAuthenticatorBase, BearerTokenAuthenticator
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import SinglePagePaginator
+from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_quay.errors import (
@@ -24,6 +24,7 @@ from tap_quay.errors import (
     ResourceUnavailable,
     UnexpectedResponseError,
 )
+from tap_quay.transport import Order, retry_after_seconds
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -32,8 +33,12 @@ if t.TYPE_CHECKING:
     from tap_quay.tap import TapQuay
 
 USER_AGENT = f"tap-quay/{version('tap-quay')}"
+#: Key of a row's walk position; set by the stream that read the row, removed before output.
+POSITION = "__position"
 MAX_TRIES = 5
 FIRST_RETRY_WAIT = 1.0
+#: Longest wait between two tries, in seconds, unless the max_retry_wait setting says.
+MAX_RETRY_WAIT = 300.0
 
 #: Why a 401, 403 or 404 answer most likely happened, for the one warning per stream.
 SKIP_HINTS = {
@@ -48,43 +53,67 @@ def is_retried(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Read ``Retry-After`` as seconds (integer or fraction) or as an HTTP date."""
-    value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds())
-
-
 def url_path(response: requests.Response) -> str:
     """Return the URL path of a response, never its query string."""
     return urlparse(response.url).path
 
 
+def origin(url: str) -> str:
+    """Return a URL's scheme, host and port, the part a redirect must keep."""
+    parts = urlparse(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+
+
+def refuse_retry(error: object, longest: float) -> None:
+    """Raise instead of retrying when waiting cannot help or would take too long.
+
+    A certificate that fails verification stops the run; a Retry-After above ``longest``
+    fails the one resource, with the wait Quay asked for in the message.
+    """
+    if isinstance(error, requests.exceptions.SSLError) and "certificate verify" in str(error):
+        host = urlparse(getattr(error.request, "url", "") or "").netloc or "the registry"
+        raise UnexpectedResponseError(
+            f"The TLS certificate of {host} could not be verified: set ca_bundle to the "
+            "PEM file of the certificate authority that signed it."
+        )
+    response = getattr(error, "response", None)
+    asked = retry_after_seconds(response)
+    if asked is not None and asked > longest:
+        raise RetriableAPIError(
+            f"{error}: Quay asked to wait {asked:.0f} s (Retry-After), longer than "
+            f"max_retry_wait ({longest:g} s)",
+            response,
+        )
+
+
 class QuayStream(RESTStream[t.Any]):
     """A stream read from Quay's REST API v1."""
 
+    #: URL path template under /api/v1; empty for streams cut from another stream's answer.
+    path = ""
     #: JSON key holding the list of records; None when the body is the record itself.
     records_key: str | None = None
     #: Context fields copied into every record (the parent's keys).
     parent_keys: tuple[str, ...] = ()
     #: What one request of this stream reads, as warnings name it.
     resource: str = "a resource"
+    #: True for streams Quay shows only to a signed-in user: without a token they stay empty.
+    needs_token: bool = False
+
+    # Records are built from Quay's JSON as the schemas describe it; checking the types of
+    # nested values again costs more CPU than the rest of the sync.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
     # State holds nothing per organization, repository or manifest: every run is full.
     state_partitioning_keys: t.ClassVar[list[str]] = []
 
+    #: Where the record being processed sits in the depth-first walk of the SDK.
+    position: Order = ()
+
     _schema_written = False
+    #: The table version the SDK stamps on this run's records; None until the stream syncs.
+    table_version: int | None = None
+    _last_body: tuple[requests.Response | None, Record] = (None, {})
 
     @property
     def quay(self) -> TapQuay:
@@ -98,7 +127,7 @@ class QuayStream(RESTStream[t.Any]):
 
     @override
     def get_url(self, context: Context | None) -> str:
-        return self.build_url(self.path or "", context)
+        return self.build_url(self.path, context)
 
     def build_url(self, path: str, context: Context | None) -> str:
         """Fill a path template from the context and prefix the API root."""
@@ -125,12 +154,13 @@ class QuayStream(RESTStream[t.Any]):
     @property
     @override
     def requests_session(self) -> requests.Session:
-        return self.quay.session
+        return self.quay.transport
 
     @property
     @override
     def timeout(self) -> int:
-        return t.cast("int", self.config["request_timeout"])
+        # The SDK reads a fraction in a JSON config as a Decimal, which sockets refuse.
+        return t.cast("int", float(self.config["request_timeout"]))
 
     @override
     def get_new_paginator(self) -> t.Any:
@@ -139,6 +169,14 @@ class QuayStream(RESTStream[t.Any]):
     @override
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
+        if response.history and origin(response.url) != origin(self.url_base):
+            # requests already left the Authorization header behind; the answer is an
+            # anonymous view of somewhere else, so it is not used either.
+            raise UnexpectedResponseError(
+                f"GET {url_path(response.history[0])} was redirected to another host "
+                f"({origin(response.url)}); the tap sends its token only to base_url and "
+                "does not use answers from elsewhere. Set base_url to the registry's address."
+            )
         if is_retried(status):
             raise RetriableAPIError(self.response_error_message(response), response)
         if status == 401 and self.config.get("auth_token"):
@@ -153,6 +191,8 @@ class QuayStream(RESTStream[t.Any]):
                 f"Quay answered {status} {response.reason} to GET {url_path(response)}; "
                 "check base_url and that the server is a Quay registry."
             )
+        # A proxy's sign-in page or a cut-off body: retried, then that resource fails.
+        self.response_json(response)
 
     @override
     def response_error_message(self, response: requests.Response) -> str:
@@ -173,21 +213,35 @@ class QuayStream(RESTStream[t.Any]):
         yield from rows
 
     def response_json(self, response: requests.Response) -> Record:
-        """Decode a JSON object, or stop with a message naming the path and content type."""
+        """Decode a JSON object, or raise a retriable error naming the path and content type.
+
+        The last body is kept, so the paginator reads it without decoding it again.
+        """
+        if self._last_body[0] is response:
+            return self._last_body[1]
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
             content_type = response.headers.get("Content-Type") or "no content type"
-            raise UnexpectedResponseError(
+            raise RetriableAPIError(
                 f"Expected a JSON object from GET {url_path(response)} but got {content_type} "
-                f"({len(response.content)} bytes); is a proxy or sign-in page in front of Quay?"
+                f"({len(response.content)} bytes); is a proxy or sign-in page in front of Quay?",
+                response,
             )
+        self._last_body = (response, body)
         return body
+
+    @property
+    def anonymous_skip(self) -> bool:
+        """Tell whether this stream is skipped because no token is configured."""
+        return self.needs_token and not self.config.get("auth_token")
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
+        if self.anonymous_skip:
+            return
         try:
             yield from self.request_records(context)
         except ResourceUnavailable as gap:
@@ -226,8 +280,55 @@ class QuayStream(RESTStream[t.Any]):
 
     @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        self.position = row.pop(POSITION, self.position)
         keys = {key: (context or {})[key] for key in self.parent_keys}
         return {**keys, **self.transform(row)}
+
+    # Look-ahead --------------------------------------------------------------
+
+    @property
+    def wanted(self) -> bool:
+        """Tell whether the SDK will sync this stream (itself or for its children)."""
+        return (self.selected or self.has_selected_descendents) and not self.anonymous_skip
+
+    @cached_property
+    def parent(self) -> QuayStream:
+        """Return the stream whose records this stream is synced for."""
+        parents = [s for s in self.quay.streams.values() if type(s) is self.parent_stream_type]
+        return t.cast("QuayStream", parents[0])
+
+    @cached_property
+    def rank(self) -> int:
+        """Return this stream's place among its parent's children, from 1."""
+        return [type(child) for child in self.parent.child_streams].index(type(self)) + 1
+
+    def page_order(self, page_index: int) -> Order:
+        """Return when the SDK will ask for page ``page_index`` (from 0) of this listing."""
+        return (*self.parent.position, self.rank, page_index)
+
+    def prefetch(
+        self, order: Order, context: Context, page: t.Any = None, path: str | None = None
+    ) -> None:
+        """Have the transport fetch ahead a request this stream will make later.
+
+        Without ``path`` it is a page of the stream's own listing; ``order`` says when,
+        in the SDK's depth-first walk, the stream will ask for it.
+        """
+        if not self.quay.transport.workers:
+            return
+        if path is None:
+            request = self.get_http_request(
+                page=PageContext(stream_context=context, next_page_token=page)
+            )
+            query = request.encode_params()
+            url = f"{request.url}?{query}" if query else request.url
+        else:
+            url = self.build_url(path, context)
+
+        def build() -> requests.PreparedRequest:
+            return self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
+
+        self.quay.transport.prefetch(order, url, build)
 
     def transform(self, row: Record) -> Record:
         """Turn one Quay object into a record; streams override this for their fields."""
@@ -238,10 +339,12 @@ class QuayStream(RESTStream[t.Any]):
     @override
     def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
         error = yield 0.0  # backoff primes the generator, then sends each exception
+        longest = float(self.config.get("max_retry_wait", MAX_RETRY_WAIT))
         for attempt in itertools.count():
-            response = getattr(error, "response", None)
-            asked = retry_after_seconds(response)
-            error = yield asked if asked is not None else FIRST_RETRY_WAIT * 2**attempt
+            refuse_retry(error, longest)
+            asked = retry_after_seconds(getattr(error, "response", None))
+            backoff = min(longest, FIRST_RETRY_WAIT * 2**attempt)
+            error = yield asked if asked is not None else backoff
 
     @override
     def backoff_max_tries(self) -> int:
@@ -272,3 +375,14 @@ class QuayStream(RESTStream[t.Any]):
         if not self._schema_written:
             super()._write_schema_message()
             self._schema_written = True
+
+    @override
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        # The SDK calls this as each sync starts, per parent record for a child stream and
+        # before a failure could be known; tap_quay.versions writes it once, at the end.
+        self.table_version = full_table_version
+
+    def activate_table_version(self, version: int) -> None:
+        """Write ACTIVATE_VERSION for this stream, after its SCHEMA if none was written."""
+        self._write_schema_message()
+        super()._write_activate_version_message(version)

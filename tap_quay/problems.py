@@ -13,6 +13,7 @@ class SyncProblems:
     logger: logging.Logger
     skipped: dict[tuple[str, int], int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    failed_streams: set[str] = field(default_factory=set)
 
     def skip(self, stream: str, status: int, what: str, hint: str) -> None:
         """Note a resource the token may not see; warn the first time per stream and status."""
@@ -32,6 +33,7 @@ class SyncProblems:
     def fail(self, stream: str, what: str, reason: str) -> None:
         """Note a resource that kept failing after its retries; the run will exit non-zero."""
         self.failures.append(f"{stream}: {what}: {reason}")
+        self.failed_streams.add(stream)
         self.logger.error("%s: could not read %s after retries: %s", stream, what, reason)
 
     def summary(self) -> str:

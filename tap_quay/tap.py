@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
+import typing as t
+from functools import cached_property
+from urllib.parse import urlparse
 
-import requests
-from requests.adapters import HTTPAdapter
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.helpers._classproperty import classproperty
 from typing_extensions import override
 
-from tap_quay.client import USER_AGENT
+from tap_quay.client import MAX_RETRY_WAIT, USER_AGENT
+from tap_quay.environment import with_numbers
 from tap_quay.errors import InvalidTokenError, QuayError
+from tap_quay.output import RecordBufferingWriter
 from tap_quay.problems import SyncProblems
-from tap_quay.streams import STREAM_TYPES
+from tap_quay.streams import ACCESS_STREAMS, STREAM_TYPES
 from tap_quay.streams.access import OrganizationMembersStream, UserStream
+from tap_quay.transport import Transport
+from tap_quay.versions import write_activate_versions
 
 
 class TapQuay(Tap):
     """Singer tap for a Quay container registry (quay.io or Red Hat Quay)."""
 
     name = "tap-quay"
+    message_writer_class = RecordBufferingWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -51,6 +59,14 @@ class TapQuay(Tap):
             "requests and leaves manifest_packages and manifest_vulnerabilities empty.",
         ),
         th.Property(
+            "emit_activate_version_messages",
+            th.BooleanType,
+            default=True,
+            description="After each stream read in full, send ACTIVATE_VERSION so a target "
+            "that supports it (target-postgres) drops or marks deleted the rows this full "
+            "sync no longer has: deleted tags, robots, members.",
+        ),
+        th.Property(
             "user_agent",
             th.StringType,
             default=USER_AGENT,
@@ -62,15 +78,67 @@ class TapQuay(Tap):
             default=60,
             description="Seconds to wait for each response.",
         ),
+        th.Property(
+            "max_retry_wait",
+            th.NumberType,
+            default=MAX_RETRY_WAIT,
+            description="Longest wait before a retry, in seconds; a Retry-After asking for "
+            "more fails that resource instead of waiting.",
+        ),
+        th.Property(
+            "ca_bundle",
+            th.StringType,
+            description="PEM file of the certificate authorities to trust, for a registry "
+            "whose certificate a private CA signed. Certificates are always verified.",
+        ),
+        th.Property(
+            "allow_insecure_http",
+            th.BooleanType,
+            default=False,
+            description="Allow an http:// base_url for a host other than this machine; the "
+            "token then crosses the network unencrypted.",
+        ),
+        th.Property(
+            "max_concurrency",
+            th.IntegerType,
+            default=5,
+            description="Most requests in flight at once across the whole tap; 1 syncs "
+            "strictly one request at a time.",
+            minimum=1,
+        ),
+        th.Property(
+            "max_requests_per_second",
+            th.NumberType,
+            description="Hard cap on the request rate; unset means only the server's 429 "
+            "answers slow the tap down.",
+            exclusive_minimum=0,
+        ),
     ).to_dict()
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        """Create the tap with one HTTP session and one problem log shared by all streams."""
-        self.session = requests.Session()
-        self.session.mount("https://", HTTPAdapter(pool_maxsize=16))
-        self.session.mount("http://", HTTPAdapter(pool_maxsize=16))
+        """Create the tap with one problem log shared by all streams."""
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.problems = SyncProblems(self.logger)
+
+    @classproperty
+    @override
+    def _env_var_config(cls) -> dict[str, t.Any]:  # noqa: N805 - a class property
+        """Read TAP_QUAY_* settings for `--config ENV`, numbers included."""
+        config = super()._env_var_config
+        return with_numbers(config, cls.config_jsonschema)
+
+    @cached_property
+    def transport(self) -> Transport:
+        """Return the one HTTP transport every stream sends through."""
+        transport = Transport(
+            base_url=self.config["base_url"],
+            max_concurrency=int(self.config.get("max_concurrency") or 1),
+            max_rate=float(rate) if (rate := self.config.get("max_requests_per_second")) else None,
+            timeout=float(self.config["request_timeout"]),
+        )
+        if self.config.get("ca_bundle"):
+            transport.verify = self.config["ca_bundle"]
+        return transport
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -99,6 +167,8 @@ class TapQuay(Tap):
         if not self.config.get("auth_token") or self.user_stream.profile() is not None:
             return
         organizations = self.config.get("organizations") or []
+        if not organizations and "user" in self.problems.failed_streams:
+            raise QuayError(f"Could not discover the organizations: {self.problems.failures[-1]}")
         if not organizations:
             raise InvalidTokenError(
                 "Quay answered 401 to /api/v1/user/: the token is invalid or lacks the "
@@ -109,19 +179,61 @@ class TapQuay(Tap):
         assert isinstance(members, OrganizationMembersStream)
         members.confirm_token(organizations[0])
 
+    def check_anonymous(self) -> None:
+        """Without a token, say once what stays empty, and stop if nothing could be read."""
+        if self.config.get("auth_token"):
+            return
+        if not self.config.get("organizations"):
+            raise QuayError(
+                "Without auth_token the organizations cannot be discovered: list the "
+                "organizations whose public repositories to read in the organizations setting."
+            )
+        self.logger.warning(
+            "No auth_token: reading only public repositories (tags, manifests, security "
+            "reports) of the listed organizations; %s stay empty.",
+            ", ".join(ACCESS_STREAMS),
+        )
+
     # The SDK marks sync_all final, but only here can the token be checked before every
     # stream and the run judged after all of them.
     @override  # type: ignore[misc]
     def sync_all(self) -> None:
         try:
+            check_base_url(self.config)
+            self.check_anonymous()
             self.check_token()
             super().sync_all()
         except QuayError as error:
             self.logger.error("%s", error)
             sys.exit(1)
+        write_activate_versions(self)
         if self.problems.failures:
             self.logger.error("%s", self.problems.summary())
             sys.exit(1)
+
+
+def check_base_url(config: t.Mapping[str, t.Any]) -> None:
+    """Refuse a base_url that would send the token in clear text over the network."""
+    url = urlparse(config["base_url"])
+    if url.scheme == "https" or (url.scheme == "http" and is_loopback(url.hostname or "")):
+        return
+    if url.scheme == "http" and config.get("allow_insecure_http"):
+        return
+    raise QuayError(
+        f"base_url must start with https:// (got {url.scheme}://{url.hostname}); plain HTTP "
+        "would carry the token unencrypted. Set allow_insecure_http to true only for a "
+        "registry on a network you trust."
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether a host name or address stays on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":

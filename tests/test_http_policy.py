@@ -297,7 +297,9 @@ def test_forbidden_and_missing_resources_come_out_empty_with_one_warning(
     assert len(warnings) == 1
 
 
-def test_an_answer_that_is_not_json_is_a_one_line_error(registry, sync_in_process, caplog):
+def test_an_answer_that_is_not_json_is_a_one_line_error(
+    registry, sync_in_process, caplog, fast_retries
+):
     registry.get(
         f"{API}/repository", text="<html>Sign in</html>", headers={"Content-Type": "text/html"}
     )

@@ -26,4 +26,7 @@ STREAM_TYPES = (
     ManifestVulnerabilitiesStream,
 )
 
-__all__ = ["STREAM_TYPES"]
+#: The streams that need a token: without one they stay empty, with one warning in all.
+ACCESS_STREAMS = tuple(stream_type.name for stream_type in STREAM_TYPES if stream_type.needs_token)
+
+__all__ = ["ACCESS_STREAMS", "STREAM_TYPES"]

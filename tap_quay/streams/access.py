@@ -7,13 +7,15 @@ import typing as t
 from typing_extensions import override
 
 from tap_quay import schemas
-from tap_quay.client import QuayStream
+from tap_quay.client import POSITION, QuayStream
 from tap_quay.errors import ResourceUnavailable
 from tap_quay.timestamps import convert_fields
 
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context, Record
+
+    from tap_quay.transport import Order
 
 
 class UserStream(QuayStream):
@@ -24,6 +26,7 @@ class UserStream(QuayStream):
     primary_keys = ("username",)
     schema = schemas.USER
     resource = "the token's user profile"
+    needs_token = True
 
     _profile: Record | None = None
     _profile_read = False
@@ -62,14 +65,38 @@ class OrganizationsStream(QuayStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
-        for organization in self.quay.organization_names():
-            yield from super().get_records({"organization": organization})
+        organizations = self.quay.organization_names()
+        for index, organization in enumerate(organizations):
+            self.prefetch_organization((index,), {"organization": organization})
+        for index, organization in enumerate(organizations):
+            for row in super().get_records({"organization": organization}):
+                yield {**row, POSITION: (index,)}
+
+    def prefetch_organization(self, position: Order, context: Context) -> None:
+        """Fetch ahead the organization's detail and the first answer of each child."""
+        self.prefetch((*position, 0), context)
+        for rank, child in enumerate(self.child_streams, start=1):
+            if isinstance(child, QuayStream) and child.wanted and child.path:
+                child.prefetch((*position, rank, 0), context)
 
     @override
     def transform(self, row: Record) -> Record:
         teams = row.pop("teams", None)
         self._teams = (row["name"], None if teams is None else list(teams.values()))
+        self.prefetch_team_members(row["name"], self._teams[1] or [])
         return row
+
+    def prefetch_team_members(self, organization: str, teams: list[Record]) -> None:
+        """Fetch ahead the member lists of the teams the caller may read."""
+        team_members = self.quay.streams["team_members"]
+        assert isinstance(team_members, QuayStream)
+        if not team_members.wanted:
+            return
+        rank = [type(child) for child in self.child_streams].index(TeamsStream) + 1
+        for index, team in enumerate(teams):
+            if team.get("can_view", True):
+                context = {"organization": organization, "team": team["name"]}
+                team_members.prefetch((*self.position, rank, index), context)
 
     def teams_of(self, organization: str) -> list[Record] | None:
         """Return the teams of the organization just read, or None if Quay hid them."""
@@ -92,6 +119,7 @@ class OrganizationMembersStream(QuayStream):
     records_key = "members"
     parent_keys = ("organization",)
     resource = "members of organization"
+    needs_token = True
 
     _early: tuple[str, list[Record]] | None = None
 
@@ -124,6 +152,7 @@ class RobotAccountsStream(QuayStream):
     records_key = "robots"
     parent_keys = ("organization",)
     resource = "robot accounts of organization"
+    needs_token = True
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> Record:
@@ -153,9 +182,12 @@ class TeamsStream(QuayStream):
     primary_keys = ("organization", "name")
     schema = schemas.TEAM
     parent_keys = ("organization",)
+    needs_token = True
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
+        if self.anonymous_skip:
+            return
         organization = (context or {})["organization"]
         organizations = t.cast("OrganizationsStream", self.quay.streams["organizations"])
         teams = organizations.teams_of(organization)
@@ -190,6 +222,7 @@ class TeamMembersStream(QuayStream):
     records_key = "members"
     parent_keys = ("organization", "team")
     resource = "members of team"
+    needs_token = True
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[Record]:

@@ -8,7 +8,7 @@ import typing as t
 from typing_extensions import override
 
 from tap_quay import schemas
-from tap_quay.client import QuayStream
+from tap_quay.client import POSITION, QuayStream
 from tap_quay.errors import PagingError, ResourceUnavailable
 from tap_quay.pagination import RepositoryCursorPaginator, TagPagePaginator
 from tap_quay.streams.access import OrganizationsStream
@@ -18,10 +18,13 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context, Record
 
+    from tap_quay.transport import Order
+
 #: Digest → the list's ``child_manifests_presence`` (None for a single image).
 TaggedDigests = dict[str, dict[str, bool] | None]
 
 SECURITY_PATH = "/repository/{namespace}/{repository}/manifest/{digest}/security"
+SECURITY_QUERY = "?vulnerabilities=true"
 SECURITY_OPERATION = "getRepoManifestSecurity"
 
 
@@ -37,6 +40,8 @@ class RepositoriesStream(QuayStream):
     resource = "repositories of namespace"
 
     _seen: set[str]
+    _context: Context
+    _page = 0
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: str | None) -> Record:
@@ -53,11 +58,13 @@ class RepositoriesStream(QuayStream):
 
     @override
     def get_new_paginator(self) -> RepositoryCursorPaginator:
-        return RepositoryCursorPaginator()
+        return RepositoryCursorPaginator(self.response_json)
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
         self._seen = set()
+        self._context = context or {}
+        self._page = 0
         yield from super().get_records(context)
 
     @override
@@ -71,7 +78,27 @@ class RepositoriesStream(QuayStream):
                 "at page 1 when it does not accept its own cursor); stopped paging there"
             )
         self._seen |= names
+        page = self.page_order(self._page)
+        for index, row in enumerate(rows):
+            row[POSITION] = (*page, index)
+        self.prefetch_page(rows, self.response_json(response).get("next_page"))
+        self._page += 1
         return rows
+
+    def prefetch_page(self, rows: list[Record], cursor: str | None) -> None:
+        """Fetch ahead each repository's first tag page, and the next repository page."""
+        tags = self.quay.streams["tags"]
+        assert isinstance(tags, QuayStream)
+        if (
+            tags.wanted
+            or self.quay.streams["manifests"].has_selected_descendents
+            or (self.quay.streams["manifests"].selected)
+        ):
+            for row in rows:
+                context = self.get_child_context(row, self._context)
+                tags.prefetch((*row[POSITION], tags.rank, 0), context)
+        if cursor:
+            self.prefetch(self.page_order(self._page + 1), self._context, page=cursor)
 
     @override
     def transform(self, row: Record) -> Record:
@@ -97,6 +124,8 @@ class TagsStream(QuayStream):
     _digests_of: tuple[str, str] | None = None
     _digests: TaggedDigests
     _names: set[str]
+    _context: Context
+    _page = 1
 
     @override
     def get_url_params(self, context: Context | None, next_page_token: int | None) -> Record:
@@ -104,14 +133,15 @@ class TagsStream(QuayStream):
 
     @override
     def get_new_paginator(self) -> TagPagePaginator:
-        return TagPagePaginator()
+        return TagPagePaginator(self.response_json)
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
-        context = context or {}
+        self._context = context = context or {}
         self._digests_of = (context["namespace"], context["repository"])
         self._digests = {}
         self._names = set()
+        self._page = 1
         yield from super().get_records(context)
 
     @override
@@ -125,6 +155,9 @@ class TagsStream(QuayStream):
             self._names.add(row["name"])
             presence = row.get("child_manifests_presence") if row.get("is_manifest_list") else None
             self._digests.setdefault(row["manifest_digest"], presence or None)
+        if self.response_json(response).get("has_additional") is True:
+            self.prefetch(self.page_order(self._page), self._context, page=self._page + 1)
+        self._page += 1
         return fresh
 
     def tagged_digests(self, context: Context) -> TaggedDigests:
@@ -166,10 +199,21 @@ class ManifestsStream(QuayStream):
         digests = tags.tagged_digests(context)
         # Lists first, so a child that is also tagged is read as the list's child.
         ordered = sorted(digests, key=lambda digest: digests[digest] is None)
+        walk = (*self.parent.position, self.rank)
+        for index, digest in enumerate(ordered):
+            self.prefetch_manifest((*walk, index), {**context, "digest": digest})
         done: set[str] = set()
-        for digest in ordered:
+        for index, digest in enumerate(ordered):
             if digest not in done:
-                yield from self.read_manifest(context, digest, digests[digest], done)
+                yield from self.read_manifest(
+                    context, digest, digests[digest], done, (*walk, index)
+                )
+
+    def prefetch_manifest(self, order: Order, manifest_context: Context) -> None:
+        """Fetch ahead a manifest and, if wanted, its security report."""
+        self.prefetch((*order, 0), manifest_context)
+        if self.collects_security() and self.scanner_advertised():
+            self.prefetch((*order, 1), manifest_context, path=SECURITY_PATH + SECURITY_QUERY)
 
     def read_manifest(
         self,
@@ -177,6 +221,7 @@ class ManifestsStream(QuayStream):
         digest: str,
         presence: dict[str, bool] | None,
         done: set[str],
+        order: Order,
         parent_digest: str | None = None,
         platform: Record | None = None,
     ) -> t.Iterable[Record]:
@@ -187,13 +232,25 @@ class ManifestsStream(QuayStream):
             manifest["parent_digest"] = parent_digest
             manifest["platform"] = platform
             manifest["security_status"] = self.read_security_report(manifest_context)
+            # Children marked absent were never pulled into a mirror: Quay answers 404.
+            children = [
+                entry
+                for entry in list_entries(manifest)
+                if entry.get("digest") not in done and (presence or {}).get(entry["digest"], True)
+            ]
+            for index, entry in enumerate(children):
+                self.prefetch_manifest((*order, 2, index), {**context, "digest": entry["digest"]})
             yield manifest
-            for entry in list_entries(manifest):
-                child = entry.get("digest")
-                # Children marked absent were never pulled into a mirror: Quay answers 404.
-                if child and child not in done and (presence or {}).get(child, True):
+            for index, entry in enumerate(children):
+                if entry["digest"] not in done:
                     yield from self.read_manifest(
-                        context, child, None, done, digest, entry.get("platform")
+                        context,
+                        entry["digest"],
+                        None,
+                        done,
+                        (*order, 2, index),
+                        digest,
+                        entry.get("platform"),
                     )
 
     def read_security_report(self, manifest_context: Context) -> str:
@@ -204,7 +261,7 @@ class ManifestsStream(QuayStream):
         if not self.scanner_advertised():
             return "no_scanner"
         try:
-            report = self.fetch_json(manifest_context, SECURITY_PATH + "?vulnerabilities=true")
+            report = self.fetch_json(manifest_context, SECURITY_PATH + SECURITY_QUERY)
         except ResourceUnavailable as gap:
             if gap.status == 404:
                 return "no_scanner"
@@ -264,7 +321,7 @@ def list_entries(manifest: Record) -> list[Record]:
         entries = json.loads(manifest.get("manifest_data") or "{}").get("manifests")
     except (ValueError, AttributeError):
         return []
-    return [entry for entry in entries or [] if isinstance(entry, dict)]
+    return [entry for entry in entries or [] if isinstance(entry, dict) and entry.get("digest")]
 
 
 def advertises_security(discovery: Record) -> bool:
