@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from sample_quay import TOKENS, SampleQuay, ScaleSettings
-from sample_quay.model import Registry, Repository
+from sample_quay.minimum import minimum_requests
 
 TAP = str(Path(sys.executable).with_name("tap-quay"))
+STREAM = re.compile(rb'"stream":"([a-z_]+)"')
 SCALES = {
     # 1 org x 5 repos: enough for a rate-limited run to settle.
     "tiny": ScaleSettings(
@@ -58,11 +60,10 @@ SCALES = {
         dead_tags=0,
         shared_digest_share=0.25,
         manifest_lists=2,
-        packages=13,
+        packages=15,
         vulnerabilities=2,
     ),
 }
-PAGE = 100
 
 
 @dataclass
@@ -73,32 +74,11 @@ class Run:
     returncode: int
     seconds: float
     peak_rss_mb: float
-    records: int
+    records: Counter[str]
     largest_state: int
     requests: int
     rejected: int
     peak_in_flight: int
-
-
-def minimum_requests(registry: Registry, organizations: list[str], now: float) -> int:
-    """Count the requests the API needs at least to read these organizations whole."""
-    total = 2  # /user/ (token check and user stream) and /discovery (is there a scanner?)
-    for name in organizations:
-        org = registry.orgs[name]
-        repositories = registry.namespace_repositories(name)
-        total += 3 + len(org.teams)  # detail, members, robots, each team's members
-        total += max(1, math.ceil(len(repositories) / PAGE))
-        total += sum(repository_requests(repository, now) for repository in repositories)
-    return total
-
-
-def repository_requests(repository: Repository, now: float) -> int:
-    """Count a repository's tag pages plus a manifest and a security report per digest."""
-    alive = repository.alive_rows(now)
-    digests = {row.manifest_digest for row in alive}
-    for row in alive:
-        digests.update(child for child, present in row.children if present)
-    return max(1, math.ceil(len(alive) / PAGE)) + 2 * len(digests)
 
 
 def sync(server: SampleQuay, organizations: list[str], concurrency: int) -> Run:
@@ -135,13 +115,14 @@ def sync(server: SampleQuay, organizations: list[str], concurrency: int) -> Run:
     )
 
 
-def read_output(path: Path) -> tuple[int, int]:
-    """Count RECORD lines and measure the largest STATE line, without holding the file."""
-    records = largest_state = 0
+def read_output(path: Path) -> tuple[Counter[str], int]:
+    """Count RECORD lines per stream and measure the largest STATE line, streaming the file."""
+    records: Counter[str] = Counter()
+    largest_state = 0
     with path.open("rb") as lines:
         for line in lines:
             if line.startswith(b'{"type":"RECORD"'):
-                records += 1
+                records[STREAM.search(line).group(1).decode()] += 1  # type: ignore[union-attr]
             elif line.startswith(b'{"type":"STATE"'):
                 largest_state = max(largest_state, len(line))
     return records, largest_state
@@ -163,7 +144,11 @@ def report(run: Run, minimum: int, latency: float, rate_limit: float | None) -> 
         )
     else:
         print(f"  wall time     {run.seconds:.2f} s")
-    print(f"  records       {run.records}  ({run.records / run.seconds:,.0f} per second)")
+    total = sum(run.records.values())
+    print(
+        f"  records       {total}  ({total / run.seconds:,.0f} per second); tags"
+        f" {run.records['tags']}, package rows {run.records['manifest_packages']}"
+    )
     print(f"  peak RSS      {run.peak_rss_mb:.0f} MB")
     print(f"  largest STATE {run.largest_state} bytes")
     print(f"  most in flight at the server: {run.peak_in_flight}")

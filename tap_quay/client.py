@@ -21,6 +21,7 @@ from typing_extensions import override
 from tap_quay.errors import (
     InvalidTokenError,
     PagingError,
+    QuayError,
     ResourceUnavailable,
     UnexpectedResponseError,
 )
@@ -59,9 +60,10 @@ def url_path(response: requests.Response) -> str:
 
 
 def origin(url: str) -> str:
-    """Return a URL's scheme, host and port, the part a redirect must keep."""
+    """Return a URL's scheme, host and port (default ports spelled out), which a redirect keeps."""
     parts = urlparse(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return f"{parts.scheme}://{parts.hostname}:{port}".lower()
 
 
 def refuse_retry(error: object, longest: float) -> None:
@@ -101,7 +103,7 @@ class QuayStream(RESTStream[t.Any]):
     needs_token: bool = False
 
     # Records are built from Quay's JSON as the schemas describe it; checking the types of
-    # nested values again costs more CPU than the rest of the sync.
+    # every nested value again costs CPU on each record and changes nothing.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
     # State holds nothing per organization, repository or manifest: every run is full.
@@ -251,19 +253,24 @@ class QuayStream(RESTStream[t.Any]):
         except (RetriableAPIError, requests.RequestException, PagingError) as error:
             self.quay.problems.fail(self.name, self.describe(context), self.explain(error))
 
-    def fetch_json(self, context: Context, path: str) -> Record | None:
+    def fetch_json(self, context: Context, path: str, *, optional: bool = False) -> Record | None:
         """GET one object outside the stream's own listing, with the same policy and retries.
 
         Raises ResourceUnavailable for 401 (anonymous), 403 and 404, for the caller to
-        judge; returns None when the request kept failing, which is reported as a failure.
+        judge; returns None when the request kept failing, which is reported as a failure
+        unless the answer was ``optional`` (the run does not depend on it).
         """
         url = self.build_url(path, context)
         prepared = self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
         send = self.request_decorator(self._request)
         try:
             return self.response_json(send(prepared, context))
+        except QuayError:
+            if not optional:
+                raise
         except (RetriableAPIError, requests.RequestException) as error:
-            self.quay.problems.fail(self.name, urlparse(url).path, self.explain(error))
+            if not optional:
+                self.quay.problems.fail(self.name, urlparse(url).path, self.explain(error))
         return None
 
     def describe(self, context: Context | None) -> str:

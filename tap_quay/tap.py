@@ -130,15 +130,15 @@ class TapQuay(Tap):
     @cached_property
     def transport(self) -> Transport:
         """Return the one HTTP transport every stream sends through."""
-        transport = Transport(
+        rate = self.config.get("max_requests_per_second")
+        return Transport(
             base_url=self.config["base_url"],
             max_concurrency=int(self.config.get("max_concurrency") or 1),
-            max_rate=float(rate) if (rate := self.config.get("max_requests_per_second")) else None,
+            max_rate=float(rate) if rate else None,
             timeout=float(self.config["request_timeout"]),
+            ca_bundle=self.config.get("ca_bundle"),
+            max_retry_wait=float(self.config.get("max_retry_wait", MAX_RETRY_WAIT)),
         )
-        if self.config.get("ca_bundle"):
-            transport.verify = self.config["ca_bundle"]
-        return transport
 
     @override
     def discover_streams(self) -> list[Stream]:

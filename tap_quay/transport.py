@@ -39,6 +39,9 @@ RATE_DECREASE = 0.9
 #: Requests per second regained per second of successes (additive increase).
 RATE_INCREASE = 0.25
 MIN_RATE = 0.5
+#: The pace that provoked a 429 is measured over the last second (less early in a run).
+RATE_WINDOW = 1.0
+MIN_WINDOW = 0.05
 GIL_SWITCH_INTERVAL = 0.0001
 #: Sends of a prefetched request that Quay rate-limits before the SDK sees the 429.
 RATE_LIMITED_TRIES = 8
@@ -89,6 +92,7 @@ class Throttle:
         self._next_start = 0.0
         self._last_decrease = 0.0
         self._recent_starts: deque[float] = deque()
+        self._first_start = 0.0
         self._changed = threading.Condition()
 
     def acquire(self) -> float:
@@ -103,6 +107,9 @@ class Throttle:
             if self.rate:
                 self._next_start = start + 1 / self.rate
             self._recent_starts.append(start)
+            self._first_start = self._first_start or start
+            while self._recent_starts[0] < now - RATE_WINDOW:
+                self._recent_starts.popleft()
         if start > now:
             time.sleep(start - now)
         return start
@@ -121,12 +128,14 @@ class Throttle:
         # Only requests started after the last decrease count, so one burst of 429s
         # answering the same round of requests lowers the pace once.
         now = time.monotonic()
-        while self._recent_starts and self._recent_starts[0] < now - 1:
-            self._recent_starts.popleft()
-        pace = self.rate or len(self._recent_starts)
-        self.rate = max(MIN_RATE, pace * RATE_DECREASE)
+        self.rate = max(MIN_RATE, (self.rate or self._recent_rate(now)) * RATE_DECREASE)
         self.concurrency = max(1.0, self.concurrency / 2)
         self._last_decrease = now
+
+    def _recent_rate(self, now: float) -> float:
+        """Return the requests started per second lately (over less than a second early on)."""
+        window = min(RATE_WINDOW, max(MIN_WINDOW, now - (self._first_start or now)))
+        return sum(1 for start in self._recent_starts if start >= now - window) / window
 
     def _speed_up(self) -> None:
         self.concurrency = min(self.max_concurrency, self.concurrency + 1 / self.concurrency)
@@ -152,16 +161,25 @@ class Transport(requests.Session):
     """A session shared by every stream: throttled sends and a bounded look-ahead."""
 
     def __init__(
-        self, *, base_url: str, max_concurrency: int, max_rate: float | None, timeout: float
+        self,
+        *,
+        base_url: str,
+        max_concurrency: int,
+        max_rate: float | None,
+        timeout: float,
+        ca_bundle: str | None = None,
+        max_retry_wait: float = MAX_WORKER_WAIT,
     ) -> None:
         """Create the pool; worker threads start with the first prefetch."""
         super().__init__()
         for scheme in ("https://", "http://"):
             self.mount(scheme, HTTPAdapter(pool_maxsize=max_concurrency + 1))
         # Read proxy and CA settings from the environment once, not on every request.
-        settings = self.merge_environment_settings(base_url, {}, None, None, None)
+        settings = self.merge_environment_settings(base_url, {}, None, ca_bundle, None)
         self.proxies, self.verify = settings["proxies"], settings["verify"]
         self.trust_env = False
+        # A worker must not wait out a Retry-After that the SDK's policy would refuse.
+        self.max_worker_wait = min(MAX_WORKER_WAIT, max_retry_wait)
         self.throttle = Throttle(max_concurrency, max_rate)
         self.timeout = timeout
         self.requests_sent = 0
@@ -246,7 +264,7 @@ class Transport(requests.Session):
         while (job := self._next_job()) is not None:
             try:
                 job.response = self._fetch(job.build())
-            except Exception as error:
+            except Exception as error:  # handed to the SDK, whose retry policy judges it
                 job.error = error
             with self._lock:
                 job.state = "done"
@@ -262,7 +280,7 @@ class Transport(requests.Session):
         for _ in range(RATE_LIMITED_TRIES):
             response = self._send_now(request, timeout=self.timeout)
             wait = retry_after_seconds(response) or 0.0
-            if response.status_code != TOO_MANY_REQUESTS or wait > MAX_WORKER_WAIT:
+            if response.status_code != TOO_MANY_REQUESTS or wait > self.max_worker_wait:
                 break
             time.sleep(wait)
         return response

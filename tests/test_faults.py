@@ -158,7 +158,7 @@ def test_a_429_without_retry_after_backs_off_exponentially(
 def test_a_retry_after_beyond_max_retry_wait_fails_that_resource_only(
     quay, sync_in_process, fast_retries, caplog, clean_buynlarge
 ):
-    quay.faults = [Fault("rate_limited", ORGREPO_TAGS, wait=120, times=None)]
+    quay.faults = [Fault("rate_limited", ORGREPO_TAGS, wait=30, times=None)]
     code, output = sync_in_process(config_for(quay, max_retry_wait=5))
     errors = messages(caplog, logging.ERROR)
     assert code == 1

@@ -409,3 +409,13 @@ def test_timestamps_are_rfc3339_utc(registry, sync_in_process):
     assert (tag["start_ts"], tag["last_modified"]) == ("2024-06-01T16:08:37Z",) * 2
     assert output.records["robot_accounts"][0]["created"] == "2024-05-31T16:08:37Z"
     assert output.records["robot_accounts"][0]["last_accessed"] is None
+
+
+def test_an_api_description_that_keeps_failing_does_not_fail_the_run(
+    registry, sync_in_process, fast_retries
+):
+    registry.get(f"{API}/discovery", status_code=503, text="<html>busy</html>")
+    code, output = sync_in_process(CONFIG)
+    assert code == 0
+    assert output.records["manifests"][0]["security_status"] == "scanned"
+    assert output.count("manifest_packages") == 1

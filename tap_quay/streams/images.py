@@ -284,7 +284,8 @@ class ManifestsStream(QuayStream):
         """Ask the API description once whether the security endpoint exists."""
         if self._scanner_advertised is None:
             try:
-                discovery = self.fetch_json({}, "/discovery")
+                # Only an optimisation: without an answer, security is asked per image.
+                discovery = self.fetch_json({}, "/discovery", optional=True)
             except ResourceUnavailable:
                 discovery = None
             self._scanner_advertised = discovery is None or advertises_security(discovery)
