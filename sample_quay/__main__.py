@@ -95,16 +95,21 @@ def main(argv: list[str] | None = None) -> None:
         tls=tls,
     )
     server.limit_rate(args.rate_limit, args.rate_burst)
-    with server:
+    try:
+        server.start()
+    except OSError as error:
+        sys.exit(f"sample_quay: cannot listen on {args.host}:{args.port}: {error.strerror}")
+    try:
         print(f"Sample Quay server at {server.url}", flush=True)
         for label, token in TOKENS.items():
             print(f"  token {label}: {token}", flush=True)
         if any(fault.kind == "redirect" for fault in args.faults):
             print(f"  redirects go to {server.elsewhere.url}", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print(f"stopped; {summary(server)}", file=sys.stderr)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print(f"stopped; {summary(server)}", file=sys.stderr)
+    finally:
+        server.stop()
 
 
 def summary(server: SampleQuay) -> str:

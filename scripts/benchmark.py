@@ -60,7 +60,7 @@ SCALES = {
         dead_tags=0,
         shared_digest_share=0.25,
         manifest_lists=2,
-        packages=15,
+        packages=16,
         vulnerabilities=2,
     ),
 }

@@ -180,9 +180,18 @@ def passed(findings: list[Finding]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     """Check the token of a tap-quay config file; exit 0 only when a full sync can work."""
     parser = argparse.ArgumentParser(prog="tap-quay-check", description=__doc__)
-    parser.add_argument("--config", required=True, help="the tap's config.json")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="the tap's config.json, or ENV to read the TAP_QUAY_* environment variables",
+    )
     args = parser.parse_args(argv)
-    config = json.loads(Path(args.config).read_text())
+    config: dict[str, t.Any] = {}
+    if args.config != "ENV":
+        try:
+            config = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as error:
+            parser.error(f"cannot read the config file {args.config}: {error}")
     tap = TapQuay(config=config, parse_env_config=True)
     try:
         findings = AccessCheck(tap).run()

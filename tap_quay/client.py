@@ -99,6 +99,8 @@ class QuayStream(RESTStream[t.Any]):
     parent_keys: tuple[str, ...] = ()
     #: What one request of this stream reads, as warnings name it.
     resource: str = "a resource"
+    #: Why this stream's 401, 403 or 404 most likely happened, for its warning.
+    skip_hints: t.ClassVar[dict[int, str]] = SKIP_HINTS
     #: True for streams Quay shows only to a signed-in user: without a token they stay empty.
     needs_token: bool = False
 
@@ -248,7 +250,7 @@ class QuayStream(RESTStream[t.Any]):
             yield from self.request_records(context)
         except ResourceUnavailable as gap:
             self.quay.problems.skip(
-                self.name, gap.status, self.describe(context), SKIP_HINTS[gap.status]
+                self.name, gap.status, self.describe(context), self.skip_hints[gap.status]
             )
         except (RetriableAPIError, requests.RequestException, PagingError) as error:
             self.quay.problems.fail(self.name, self.describe(context), self.explain(error))

@@ -236,7 +236,7 @@ def test_a_token_without_user_read_syncs_the_listed_organizations(server, tmp_pa
     assert run.output.count("tags") > 0
     assert run.output.count("manifests") > 0
     warnings = [line for line in run.stderr.splitlines() if "WARNING" in line]
-    assert any("user:" in line and "401" in line for line in warnings)
+    assert any("user:" in line and "401" in line and "user:read" in line for line in warnings)
     assert sum("robot_accounts" in line for line in warnings) == 1
 
 

@@ -7,7 +7,7 @@ import typing as t
 from typing_extensions import override
 
 from tap_quay import schemas
-from tap_quay.client import POSITION, QuayStream
+from tap_quay.client import POSITION, SKIP_HINTS, QuayStream
 from tap_quay.errors import ResourceUnavailable
 from tap_quay.timestamps import convert_fields
 
@@ -26,6 +26,10 @@ class UserStream(QuayStream):
     primary_keys = ("username",)
     schema = schemas.USER
     resource = "the token's user profile"
+    skip_hints: t.ClassVar[dict[int, str]] = {
+        **SKIP_HINTS,
+        401: "the token lacks the user:read scope, or Quay does not know it",
+    }
     needs_token = True
 
     _profile: Record | None = None
