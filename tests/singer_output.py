@@ -18,11 +18,12 @@ class SingerOutput:
     records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     states: list[dict] = field(default_factory=list)
     state_lines: list[str] = field(default_factory=list)
+    stdout: str = ""
 
     @classmethod
     def parse(cls, stdout: str) -> SingerOutput:
         """Parse stdout, failing on any line that is not a whole JSON message."""
-        output = cls()
+        output = cls(stdout=stdout)
         for line in stdout.splitlines():
             message = json.loads(line)
             kind = message["type"]

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from sample_quay import TOKENS, SampleQuay
-from tap_quay.tap import TapQuay
 from tests.conftest import run_tap_process
 from tests.meltano_project import STREAMS
 
@@ -26,22 +25,6 @@ def messages(stdout: str) -> list[dict]:
 def activated(stdout: str) -> list[str]:
     """Return the streams named by ACTIVATE_VERSION messages, in order."""
     return [m["stream"] for m in messages(stdout) if m["type"] == "ACTIVATE_VERSION"]
-
-
-@pytest.fixture
-def sync_stdout(capsys):
-    """Return a function that syncs in this process and returns the exit code and stdout."""
-
-    def sync(config: dict) -> tuple[int, str]:
-        tap = TapQuay(config=config, parse_env_config=False)
-        try:
-            tap.sync_all()
-            code = 0
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        return code, capsys.readouterr().out
-
-    return sync
 
 
 def test_each_stream_is_activated_once_after_its_last_record_with_the_records_version(
@@ -87,18 +70,18 @@ def test_streams_the_token_may_not_read_are_not_activated(server, tmp_path):
     assert "No ACTIVATE_VERSION for organization_members" in run.stderr
 
 
-def test_a_failed_stream_and_the_streams_below_it_are_not_activated(sync_stdout, fast_retries):
+def test_a_failed_stream_and_the_streams_below_it_are_not_activated(sync_in_process, fast_retries):
     with SampleQuay(scanner="down") as sample:
         config = {
             "base_url": sample.url,
             "auth_token": TOKENS["full"],
             "organizations": ["buynlarge"],
         }
-        code, stdout = sync_stdout(config)
+        code, output = sync_in_process(config)
 
     assert code == 1
     below_manifests = {"manifests", "manifest_packages", "manifest_vulnerabilities"}
-    assert set(activated(stdout)) == set(STREAMS) - below_manifests
+    assert set(activated(output.stdout)) == set(STREAMS) - below_manifests
 
 
 def test_a_child_stream_selected_alone_is_activated_once(server, tmp_path):
