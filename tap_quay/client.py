@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import typing as t
 from functools import cached_property
 from importlib.metadata import version
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, urljoin, urlparse
 
+import backoff
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.authenticators import APIAuthenticatorBase, BearerTokenAuthenticator
@@ -20,10 +22,10 @@ from typing_extensions import override
 
 from tap_quay.errors import (
     InvalidTokenError,
-    PagingError,
     QuayError,
     ResourceUnavailable,
     UnexpectedResponseError,
+    UnusableAnswer,
 )
 from tap_quay.transport import Order, retry_after_seconds
 
@@ -49,6 +51,11 @@ SKIP_HINTS = {
 }
 
 
+MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,40}/[a-z0-9!#$&^_.+-]{1,60}", re.IGNORECASE)
+#: What a malformed answer raises while it is read; each fails that one resource.
+MALFORMED = (UnusableAnswer, KeyError, TypeError, ValueError, AttributeError)
+
+
 def is_retried(status: int) -> bool:
     """Tell whether Quay, or the proxy in front of it, asks to try again later."""
     return status == 429 or status >= 500
@@ -57,6 +64,20 @@ def is_retried(status: int) -> bool:
 def url_path(response: requests.Response) -> str:
     """Return the URL path of a response, never its query string."""
     return urlparse(response.url).path
+
+
+def path_segment(key: str, value: object) -> str:
+    """Escape a name for a URL path; only a repository name keeps its slashes (nested names)."""
+    escaped = quote(str(value), safe="/:" if key == "repository" else ":")
+    if not escaped or {".", ".."} & set(escaped.split("/")):
+        raise UnusableAnswer(f"refusing to request a path with the {key} {escaped!r}")
+    return escaped
+
+
+def media_type(response: requests.Response) -> str:
+    """Return the answer's media type only: header values can echo anything, the token too."""
+    value = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+    return value if MEDIA_TYPE.fullmatch(value) else "an unnamed content type"
 
 
 def origin(url: str) -> str:
@@ -108,6 +129,8 @@ class QuayStream(RESTStream[t.Any]):
     # every nested value again costs CPU on each record and changes nothing.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
 
+    allow_redirects = False
+
     # State holds nothing per organization, repository or manifest: every run is full.
     state_partitioning_keys: t.ClassVar[list[str]] = []
 
@@ -134,9 +157,11 @@ class QuayStream(RESTStream[t.Any]):
         return self.build_url(self.path, context)
 
     def build_url(self, path: str, context: Context | None) -> str:
-        """Fill a path template from the context and prefix the API root."""
-        # Repository names may hold slashes, which Quay wants literally (not %2F).
-        values = {key: quote(str(value), safe="/:") for key, value in (context or {}).items()}
+        """Fill a path template from the context and prefix the API root.
+
+        Names come from Quay's answers, so they are escaped and may not climb the path.
+        """
+        values = {key: path_segment(key, value) for key, value in (context or {}).items()}
         return self.url_base + path.format(**values)
 
     @cached_property
@@ -173,13 +198,14 @@ class QuayStream(RESTStream[t.Any]):
     @override
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
-        if response.history and origin(response.url) != origin(self.url_base):
-            # requests already left the Authorization header behind; the answer is an
-            # anonymous view of somewhere else, so it is not used either.
+        if response.is_redirect:
+            # Redirects are not followed: the token goes to base_url and nowhere else, and
+            # Quay's API paths as the tap writes them never redirect.
+            target = origin(urljoin(response.url, response.headers.get("Location", "")))
             raise UnexpectedResponseError(
-                f"GET {url_path(response.history[0])} was redirected to another host "
-                f"({origin(response.url)}); the tap sends its token only to base_url and "
-                "does not use answers from elsewhere. Set base_url to the registry's address."
+                f"GET {url_path(response)} was redirected ({status}) to {target}; the tap "
+                "sends its token only to base_url and does not follow redirects. Set "
+                "base_url to the registry's own address."
             )
         if is_retried(status):
             raise RetriableAPIError(self.response_error_message(response), response)
@@ -190,11 +216,8 @@ class QuayStream(RESTStream[t.Any]):
             )
         if status in SKIP_HINTS:
             raise ResourceUnavailable(status, url_path(response))
-        if status >= 300:
-            raise UnexpectedResponseError(
-                f"Quay answered {status} {response.reason} to GET {url_path(response)}; "
-                "check base_url and that the server is a Quay registry."
-            )
+        if status >= 300:  # 400 and the like: this one request cannot succeed
+            raise UnusableAnswer(f"Quay answered {status} to GET {url_path(response)}")
         # A proxy's sign-in page or a cut-off body: retried, then that resource fails.
         self.response_json(response)
 
@@ -210,9 +233,10 @@ class QuayStream(RESTStream[t.Any]):
             yield body
             return
         rows = body.get(self.records_key)
-        if not isinstance(rows, list):
-            raise UnexpectedResponseError(
-                f"Quay's answer to GET {url_path(response)} has no '{self.records_key}' list."
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise UnusableAnswer(
+                f"Quay's answer to GET {url_path(response)} has no '{self.records_key}' list "
+                "of objects"
             )
         yield from rows
 
@@ -228,7 +252,7 @@ class QuayStream(RESTStream[t.Any]):
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            content_type = response.headers.get("Content-Type") or "no content type"
+            content_type = media_type(response)
             raise RetriableAPIError(
                 f"Expected a JSON object from GET {url_path(response)} but got {content_type} "
                 f"({len(response.content)} bytes); is a proxy or sign-in page in front of Quay?",
@@ -246,14 +270,28 @@ class QuayStream(RESTStream[t.Any]):
     def get_records(self, context: Context | None) -> t.Iterable[Record]:
         if self.anonymous_skip:
             return
+        keys: set[tuple[t.Any, ...]] = set()
         try:
-            yield from self.request_records(context)
+            for row in self.request_records(context):
+                record = self.transform(row)
+                key = self.own_key(record)
+                if None in key:
+                    raise UnusableAnswer(f"a row has no {', '.join(self.primary_keys)}")
+                if key not in keys:  # a row repeated in one listing is the same row
+                    keys.add(key)
+                    yield record
         except ResourceUnavailable as gap:
-            self.quay.problems.skip(
-                self.name, gap.status, self.describe(context), self.skip_hints[gap.status]
-            )
-        except (RetriableAPIError, requests.RequestException, PagingError) as error:
+            if keys:  # a later page refused: what was read is only part of the listing
+                self.quay.problems.fail(self.name, self.describe(context), str(gap))
+            else:
+                hint = self.skip_hints[gap.status]
+                self.quay.problems.skip(self.name, gap.status, self.describe(context), hint)
+        except (RetriableAPIError, requests.RequestException, *MALFORMED) as error:
             self.quay.problems.fail(self.name, self.describe(context), self.explain(error))
+
+    def own_key(self, record: Record) -> tuple[t.Any, ...]:
+        """Return the key fields a row brings itself (its parent's come from the context)."""
+        return tuple(record.get(key) for key in self.primary_keys if key not in self.parent_keys)
 
     def fetch_json(self, context: Context, path: str, *, optional: bool = False) -> Record | None:
         """GET one object outside the stream's own listing, with the same policy and retries.
@@ -283,15 +321,16 @@ class QuayStream(RESTStream[t.Any]):
     @staticmethod
     def explain(error: Exception) -> str:
         """Say why a request failed, without URLs' query strings or response bodies."""
-        if isinstance(error, (RetriableAPIError, PagingError)):
+        if isinstance(error, (RetriableAPIError, UnusableAnswer)):
             return str(error)
-        return type(error).__name__
+        # Other errors' text can quote the answer (a value, a URL with its query): not shown.
+        return f"{type(error).__name__} while reading the answer"
 
     @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         self.position = row.pop(POSITION, self.position)
         keys = {key: (context or {})[key] for key in self.parent_keys}
-        return {**keys, **self.transform(row)}
+        return {**keys, **row}
 
     # Look-ahead --------------------------------------------------------------
 
@@ -325,19 +364,25 @@ class QuayStream(RESTStream[t.Any]):
         """
         if not self.quay.transport.workers:
             return
-        if path is None:
-            request = self.get_http_request(
-                page=PageContext(stream_context=context, next_page_token=page)
-            )
-            query = request.encode_params()
-            url = f"{request.url}?{query}" if query else request.url
-        else:
-            url = self.build_url(path, context)
+        try:
+            url = self.prefetch_url(context, page, path)
+        except UnusableAnswer:
+            return  # the request itself will fail, and be reported, when the SDK makes it
 
         def build() -> requests.PreparedRequest:
             return self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
 
         self.quay.transport.prefetch(order, url, build)
+
+    def prefetch_url(self, context: Context, page: t.Any, path: str | None) -> str:
+        """Return the URL, query included, of a request this stream will make later."""
+        if path is None:
+            request = self.get_http_request(
+                page=PageContext(stream_context=context, next_page_token=page)
+            )
+            query = request.encode_params()
+            return f"{request.url}?{query}" if query else request.url
+        return self.build_url(path, context)
 
     def transform(self, row: Record) -> Record:
         """Turn one Quay object into a record; streams override this for their fields."""
@@ -354,6 +399,26 @@ class QuayStream(RESTStream[t.Any]):
             asked = retry_after_seconds(getattr(error, "response", None))
             backoff = min(longest, FIRST_RETRY_WAIT * 2**attempt)
             error = yield asked if asked is not None else backoff
+
+    @override
+    def request_decorator(self, func: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+        # As the SDK's, but without backoff's own log lines: they print the exception's
+        # text, which for a connection error holds the whole URL, query string included.
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            (
+                RetriableAPIError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+                ConnectionResetError,
+            ),
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
 
     @override
     def backoff_max_tries(self) -> int:

@@ -25,5 +25,9 @@ class ResourceUnavailable(Exception):  # noqa: N818 - a state, not a failure
         self.path = path
 
 
-class PagingError(Exception):
+class UnusableAnswer(Exception):  # noqa: N818 - named for what happened
+    """One resource's answer cannot be used as Quay documents it; that resource fails."""
+
+
+class PagingError(UnusableAnswer):
     """A listing's pages stopped making progress, so the rest of that listing is unreadable."""

@@ -43,6 +43,11 @@ class RepositoryCursorPaginator(BaseAPIPaginator["str | None"]):
         return cursor
 
 
+def says_more(body: dict[str, t.Any]) -> bool:
+    """Read ``has_additional``, which Quay sends as a boolean (a "true" string counts too)."""
+    return str(body.get("has_additional")).lower() in ("true", "1")
+
+
 class TagPagePaginator(BaseAPIPaginator[int]):
     """Count pages from 1 while the answer says ``has_additional``."""
 
@@ -53,7 +58,7 @@ class TagPagePaginator(BaseAPIPaginator[int]):
 
     @override
     def has_more(self, response: requests.Response) -> bool:
-        return self.body(response).get("has_additional") is True
+        return says_more(self.body(response))
 
     @override
     def get_next(self, response: requests.Response) -> int:

@@ -146,11 +146,12 @@ class TapQuay(Tap):
 
     def organization_names(self) -> list[str]:
         """Return the configured organizations, or the token user's when none are set."""
-        configured = list(self.config.get("organizations") or [])
-        if configured:
-            return configured
-        profile = self.user_stream.profile() or {}
-        return [organization["name"] for organization in profile.get("organizations", [])]
+        names = list(self.config.get("organizations") or [])
+        if not names:
+            profile = self.user_stream.profile() or {}
+            names = [org.get("name") for org in profile.get("organizations") or []]
+        # Each once, in order: an organization listed twice would be synced twice.
+        return list(dict.fromkeys(name for name in names if isinstance(name, str) and name))
 
     @property
     def user_stream(self) -> UserStream:

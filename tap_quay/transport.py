@@ -278,7 +278,7 @@ class Transport(requests.Session):
         answers. After a few 429s the answer goes to the SDK and its retry policy.
         """
         for _ in range(RATE_LIMITED_TRIES):
-            response = self._send_now(request, timeout=self.timeout)
+            response = self._send_now(request, timeout=self.timeout, allow_redirects=False)
             wait = retry_after_seconds(response) or 0.0
             if response.status_code != TOO_MANY_REQUESTS or wait > self.max_worker_wait:
                 break

@@ -196,7 +196,7 @@ class CountingServer:
 
 @pytest.fixture
 def lookahead():
-    with SampleQuay(latency=0.01) as server:
+    with SampleQuay(latency=0.05) as server:
         counting = CountingServer(server)
         yield counting
         counting.transport.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -279,22 +280,35 @@ def test_a_rejected_token_stops_the_run_with_one_line(registry, sync_in_process,
 def test_forbidden_and_missing_resources_come_out_empty_with_one_warning(
     registry, sync_in_process, caplog
 ):
-    config = {**CONFIG, "organizations": ["acme", "acme"]}
-    registry.get(
-        f"{API}/organization/acme/robots",
-        status_code=403,
-        json=quay_error(403, "insufficient_scope"),
-    )
+    config = {**CONFIG, "organizations": ["acme", "beta"]}
+    beta = {"name": "beta", "email": "", "avatar": AVATAR, "is_admin": True, "is_member": True}
+    registry.get(f"{API}/organization/beta", json=beta)
+    registry.get(f"{API}/organization/beta/members", json={"members": []})
+    registry.get(f"{API}/repository?namespace=beta", json={"repositories": []})
+    for organization in ("acme", "beta"):
+        registry.get(
+            f"{API}/organization/{organization}/robots",
+            status_code=403,
+            json=quay_error(403, "insufficient_scope"),
+        )
     code, output = sync_in_process(config)
     warnings = [
         r
         for r in caplog.records
         if r.levelno == logging.WARNING and "robot_accounts" in r.getMessage()
     ]
+    robot_calls = [c for c in registry.request_history if c.path.endswith("/robots")]
     assert code == 0
+    assert len(robot_calls) == 2
     assert output.count("robot_accounts") == 0
-    assert output.count("organization_members") == 2
+    assert output.count("organizations") == 2
     assert len(warnings) == 1
+
+
+def test_an_organization_listed_twice_is_read_once(registry, sync_in_process):
+    code, output = sync_in_process({**CONFIG, "organizations": ["acme", "acme"]})
+    assert code == 0
+    assert output.count("organizations") == output.count("organization_members") == 1
 
 
 def test_an_answer_that_is_not_json_is_a_one_line_error(
@@ -419,3 +433,222 @@ def test_an_api_description_that_keeps_failing_does_not_fail_the_run(
     assert code == 0
     assert output.records["manifests"][0]["security_status"] == "scanned"
     assert output.count("manifest_packages") == 1
+
+
+# A hostile or broken registry: nothing lost silently, nothing leaked ------------------
+
+REPO = {
+    "namespace": "acme",
+    "description": None,
+    "is_public": False,
+    "kind": "image",
+    "state": "NORMAL",
+    "is_starred": False,
+    "last_modified": 1717258117,
+    "popularity": 0.0,
+}
+
+
+def failed(caplog) -> str:
+    """Return the end-of-run summary of resources that could not be read."""
+    return "\n".join(
+        r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()
+    )
+
+
+def test_a_later_page_refused_fails_the_listing_instead_of_truncating_it(
+    registry, sync_in_process, caplog
+):
+    registry.get(
+        f"{API}/repository",
+        [
+            {"json": {"repositories": [{**REPO, "name": "web"}], "next_page": "c2"}},
+            {"status_code": 404, "json": quay_error(404, "not_found")},
+        ],
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 1
+    assert output.count("repositories") == 1
+    assert "repositories of namespace acme" in failed(caplog)
+
+
+def test_a_row_repeated_within_one_answer_is_written_once(registry, sync_in_process):
+    member = {"name": "bob", "kind": "user", "avatar": AVATAR, "teams": [], "repositories": []}
+    registry.get(f"{API}/organization/acme/members", json={"members": [member, member]})
+    code, output = sync_in_process(CONFIG)
+    assert code == 0
+    assert output.count("organization_members") == 1
+
+
+def test_a_row_without_its_key_fails_that_listing(registry, sync_in_process, caplog):
+    registry.get(
+        f"{API}/organization/acme/robots",
+        json={
+            "robots": [
+                {"name": "acme+ci", "created": None, "last_accessed": None, "description": ""},
+                {"created": None, "last_accessed": None, "description": ""},
+            ]
+        },
+    )
+    code, _ = sync_in_process(CONFIG)
+    assert code == 1
+    assert "robot accounts of organization acme" in failed(caplog)
+
+
+def test_a_truthy_has_additional_is_followed_and_an_empty_page_claiming_more_fails(
+    registry, sync_in_process, caplog
+):
+    tag = {
+        "reversion": False,
+        "start_ts": 1717258117,
+        "manifest_digest": DIGEST,
+        "is_manifest_list": False,
+        "size": 1,
+    }
+    registry.get(
+        f"{API}/repository/acme/web/tag/",
+        [
+            {"json": {"page": 1, "has_additional": "true", "tags": [{**tag, "name": "a"}]}},
+            {"json": {"page": 2, "has_additional": True, "tags": []}},
+        ],
+    )
+    code, output = sync_in_process(CONFIG)
+    pages = [c.qs["page"] for c in registry.request_history if c.path.endswith("/tag/")]
+    assert pages == [["1"], ["2"]]
+    assert code == 1
+    assert output.count("tags") == 1
+    assert "tags of repository acme/web" in failed(caplog)
+
+
+def test_a_manifest_answer_for_another_digest_is_not_recorded(registry, sync_in_process):
+    other = "sha256:" + "b" * 64
+    registry.get(
+        f"{API}/repository/acme/web/manifest/{DIGEST}",
+        json={
+            "digest": other,
+            "is_manifest_list": False,
+            "manifest_data": "{}",
+            "config_media_type": None,
+            "layers_compressed_size": 1,
+            "layers": [],
+        },
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 1
+    assert output.count("manifests") == 0
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, {"Layer": {"Features": None}}, {"Layer": {"Features": [{"Vulnerabilities": "x"}]}}],
+)
+def test_a_scanned_report_without_packages_is_not_taken_for_a_clean_image(
+    registry, sync_in_process, data
+):
+    registry.get(
+        f"{API}/repository/acme/web/manifest/{DIGEST}/security",
+        json={"status": "scanned", "data": data},
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 1
+    assert output.records["manifests"][0]["security_status"] == "unavailable"
+    assert output.count("manifest_packages") == 0
+
+
+@pytest.mark.parametrize("name", ["../../organization/acme/robots?token=true&x=", "..", "a/./b"])
+def test_names_from_answers_cannot_climb_the_url_path(registry, sync_in_process, name):
+    registry.get(f"{API}/repository", json={"repositories": [{**REPO, "name": name}]})
+    code, _ = sync_in_process(CONFIG)
+    climbed = [c.path for c in registry.request_history if "/repository/" in c.path]
+    assert code == 1
+    assert climbed == []
+    robots_calls = [c for c in registry.request_history if c.path.endswith("/robots")]
+    assert all(c.qs["token"] == ["false"] for c in robots_calls)
+
+
+def test_a_digest_is_escaped_in_the_url(registry, sync_in_process):
+    odd = "sha256:abc/../../../../../organization/acme/robots#"
+    registry.get(
+        f"{API}/repository/acme/web/tag/",
+        json={
+            "page": 1,
+            "has_additional": False,
+            "tags": [
+                {
+                    "name": "x",
+                    "reversion": False,
+                    "start_ts": 1717258117,
+                    "manifest_digest": odd,
+                    "is_manifest_list": False,
+                    "size": 1,
+                }
+            ],
+        },
+    )
+    registry.get(re.compile(r"/manifest/"), status_code=404, json=quay_error(404, "not_found"))
+    sync_in_process(CONFIG)
+    manifest_paths = [c.path for c in registry.request_history if "/manifest/" in c.path]
+    assert manifest_paths
+    assert all(
+        p.startswith("/api/v1/repository/acme/web/manifest/sha256:abc%2f") for p in manifest_paths
+    )
+
+
+def test_a_redirect_is_not_followed_and_its_query_is_not_logged(registry, sync_in_process, caplog):
+    registry.get(
+        f"{API}/organization/acme/members",
+        status_code=302,
+        headers={"Location": f"http://127.0.0.2:9/steal?t={TOKEN}"},
+    )
+    code, _ = sync_in_process(CONFIG)
+    assert code == 1
+    assert not [c for c in registry.request_history if "steal" in c.path]
+    assert "http://127.0.0.2:9" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_header_values_echoing_the_token_are_not_logged(
+    registry, sync_in_process, caplog, fast_retries
+):
+    registry.get(
+        f"{API}/repository/acme/web/tag/",
+        text="<html>",
+        headers={"Content-Type": f"text/html; charset=Bearer {TOKEN}"},
+    )
+    code, _ = sync_in_process(CONFIG)
+    assert code == 1
+    assert "text/html" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_an_unparseable_value_fails_its_listing_without_quoting_it(
+    registry, sync_in_process, caplog
+):
+    registry.get(
+        f"{API}/organization/acme/robots",
+        json={
+            "robots": [
+                {
+                    "name": "acme+ci",
+                    "created": f"yesterday {ROBOT_SECRET}",
+                    "last_accessed": None,
+                    "description": "",
+                }
+            ]
+        },
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 1
+    assert output.count("repositories") == 1  # the rest of the registry still synced
+    assert ROBOT_SECRET not in caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_a_bad_request_on_one_resource_fails_only_that_resource(registry, sync_in_process, caplog):
+    registry.get(
+        f"{API}/organization/acme/members", status_code=400, json=quay_error(400, "invalid_request")
+    )
+    code, output = sync_in_process(CONFIG)
+    assert code == 1
+    assert output.count("tags") == 1
+    assert "members of organization acme" in failed(caplog)

@@ -7,7 +7,7 @@ import typing as t
 from typing_extensions import override
 
 from tap_quay import schemas
-from tap_quay.client import POSITION, SKIP_HINTS, QuayStream
+from tap_quay.client import SKIP_HINTS, QuayStream
 from tap_quay.errors import ResourceUnavailable
 from tap_quay.timestamps import convert_fields
 
@@ -73,8 +73,8 @@ class OrganizationsStream(QuayStream):
         for index, organization in enumerate(organizations):
             self.prefetch_organization((index,), {"organization": organization})
         for index, organization in enumerate(organizations):
-            for row in super().get_records({"organization": organization}):
-                yield {**row, POSITION: (index,)}
+            self.position = (index,)
+            yield from super().get_records({"organization": organization})
 
     def prefetch_organization(self, position: Order, context: Context) -> None:
         """Fetch ahead the organization's detail and the first answer of each child."""

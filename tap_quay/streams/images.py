@@ -10,7 +10,7 @@ from typing_extensions import override
 from tap_quay import schemas
 from tap_quay.client import POSITION, QuayStream
 from tap_quay.errors import PagingError, ResourceUnavailable
-from tap_quay.pagination import RepositoryCursorPaginator, TagPagePaginator
+from tap_quay.pagination import RepositoryCursorPaginator, TagPagePaginator, says_more
 from tap_quay.streams.access import OrganizationsStream
 from tap_quay.timestamps import convert_fields
 
@@ -149,13 +149,16 @@ class TagsStream(QuayStream):
         rows = list(super().parse_response(response))
         # Offset paging repeats rows when a tag is pushed mid-walk; keep the first copy.
         fresh = [row for row in rows if row.get("name") not in self._names]
+        more = says_more(self.response_json(response))
         if rows and not fresh:
             raise PagingError("a tag page repeated tags already read; stopped paging there")
+        if more and not rows:  # Quay reads one row past the page to say there is more
+            raise PagingError("an empty tag page said more tags follow; stopped paging there")
         for row in fresh:
             self._names.add(row["name"])
             presence = row.get("child_manifests_presence") if row.get("is_manifest_list") else None
             self._digests.setdefault(row["manifest_digest"], presence or None)
-        if self.response_json(response).get("has_additional") is True:
+        if more:
             self.prefetch(self.page_order(self._page), self._context, page=self._page + 1)
         self._page += 1
         return fresh
@@ -229,6 +232,10 @@ class ManifestsStream(QuayStream):
         done.add(digest)
         manifest_context = {**context, "digest": digest}
         for manifest in super().get_records(manifest_context):
+            if manifest.get("digest") != digest:
+                where = f"manifest {context['namespace']}/{context['repository']}@{digest}"
+                self.quay.problems.fail(self.name, where, "the answer names another digest")
+                return
             manifest["parent_digest"] = parent_digest
             manifest["platform"] = platform
             manifest["security_status"] = self.read_security_report(manifest_context)
@@ -271,9 +278,14 @@ class ManifestsStream(QuayStream):
             return "unavailable"
         if report is None:
             return "unavailable"
-        layer = (report.get("data") or {}).get("Layer") or {}
-        self._report = (manifest_context["digest"], layer.get("Features") or [])
-        return str(report.get("status") or "unavailable")
+        status = report.get("status")
+        packages = report_packages(report)
+        if packages is None:
+            where = f"security report of {manifest_context['digest']}"
+            self.quay.problems.fail(self.name, where, "status scanned but no package list")
+            return "unavailable"
+        self._report = (manifest_context["digest"], packages)
+        return str(status or "unavailable")
 
     def collects_security(self) -> bool:
         """Tell whether security reports are wanted at all in this run."""
@@ -323,6 +335,26 @@ def list_entries(manifest: Record) -> list[Record]:
     except (ValueError, AttributeError):
         return []
     return [entry for entry in entries or [] if isinstance(entry, dict) and entry.get("digest")]
+
+
+def report_packages(report: Record) -> list[Record] | None:
+    """Return a security report's packages; None when a scanned report lacks a proper list.
+
+    Only ``scanned`` reports carry data. A scanned report without a list of package objects,
+    each with a list of finding objects, would read as a clean image, so it is refused.
+    """
+    if report.get("status") != "scanned":
+        return []
+    layer = (report.get("data") or {}).get("Layer") or {}
+    packages = layer.get("Features") if isinstance(layer, dict) else None
+    if not isinstance(packages, list) or not all(
+        isinstance(package, dict)
+        and isinstance(package.get("Vulnerabilities") or [], list)
+        and all(isinstance(finding, dict) for finding in package.get("Vulnerabilities") or [])
+        for package in packages
+    ):
+        return None
+    return packages
 
 
 def advertises_security(discovery: Record) -> bool:
