@@ -355,7 +355,12 @@ class QuayStream(RESTStream[t.Any]):
         return (*self.parent.position, self.rank, page_index)
 
     def prefetch(
-        self, order: Order, context: Context, page: t.Any = None, path: str | None = None
+        self,
+        order: Order,
+        context: Context,
+        page: t.Any = None,
+        path: str | None = None,
+        follow: t.Callable[[requests.Response], None] | None = None,
     ) -> None:
         """Have the transport fetch ahead a request this stream will make later.
 
@@ -372,7 +377,7 @@ class QuayStream(RESTStream[t.Any]):
         def build() -> requests.PreparedRequest:
             return self.build_prepared_request(method="GET", url=url, headers=self.http_headers)
 
-        self.quay.transport.prefetch(order, url, build)
+        self.quay.transport.prefetch(order, url, build, follow)
 
     def prefetch_url(self, context: Context, page: t.Any, path: str | None) -> str:
         """Return the URL, query included, of a request this stream will make later."""

@@ -11,6 +11,7 @@ the registry.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import sys
@@ -34,6 +35,7 @@ if t.TYPE_CHECKING:
 Order = tuple[int, ...]
 
 TOO_MANY_REQUESTS = 429
+OK = 200
 #: Rate after a 429, as a share of the rate that provoked it.
 RATE_DECREASE = 0.9
 #: Requests per second regained per second of successes (additive increase).
@@ -151,6 +153,8 @@ class PrefetchJob:
 
     order: Order
     build: Callable[[], requests.PreparedRequest]
+    #: Called by the worker with a 200 answer, to register what that answer makes known.
+    follow: Callable[[requests.Response], None] | None = None
     state: str = "waiting"  # waiting → running → done; or taken by the SDK while waiting
     response: requests.Response | None = None
     error: Exception | None = None
@@ -200,16 +204,24 @@ class Transport(requests.Session):
     # The SDK's side ------------------------------------------------------
 
     def prefetch(
-        self, order: Order, url: str, build: Callable[[], requests.PreparedRequest]
+        self,
+        order: Order,
+        url: str,
+        build: Callable[[], requests.PreparedRequest],
+        follow: Callable[[requests.Response], None] | None = None,
     ) -> None:
-        """Register a request the SDK will make later, at the place ``order`` says."""
+        """Register a request the SDK will make later, at the place ``order`` says.
+
+        ``follow`` sees the answer as soon as it arrives, so the next page of a listing can
+        be fetched before the SDK reaches the first.
+        """
         if not self.workers:
             return
         key = request_key(url)
         with self._lock:
             job = self._jobs.get(key)
             if job is None:
-                job = self._jobs[key] = PrefetchJob(order, build)
+                job = self._jobs[key] = PrefetchJob(order, build, follow)
             elif order >= job.order:
                 return
             job.order = order  # wanted sooner than first thought (a manifest list's child)
@@ -269,6 +281,9 @@ class Transport(requests.Session):
             with self._lock:
                 job.state = "done"
                 job.finished.set()
+            if job.follow and job.response is not None and job.response.status_code == OK:
+                with contextlib.suppress(Exception):  # only a look-ahead: the SDK judges it
+                    job.follow(job.response)
 
     def _fetch(self, request: requests.PreparedRequest) -> requests.Response:
         """Send a prefetched request, waiting out rate limiting here rather than in the SDK.

@@ -87,16 +87,12 @@ class RepositoriesStream(QuayStream):
 
     def prefetch_page(self, rows: list[Record], cursor: str | None) -> None:
         """Fetch ahead each repository's first tag page, and the next repository page."""
-        tags = self.quay.streams["tags"]
-        assert isinstance(tags, QuayStream)
-        if (
-            tags.wanted
-            or self.quay.streams["manifests"].has_selected_descendents
-            or (self.quay.streams["manifests"].selected)
-        ):
+        tags = t.cast("TagsStream", self.quay.streams["tags"])
+        manifests = t.cast("ManifestsStream", self.quay.streams["manifests"])
+        if tags.wanted or manifests.wanted:  # manifests need the tag listing too
             for row in rows:
                 context = self.get_child_context(row, self._context)
-                tags.prefetch((*row[POSITION], tags.rank, 0), context)
+                tags.prefetch_pages((*row[POSITION], tags.rank), context)
         if cursor:
             self.prefetch(self.page_order(self._page + 1), self._context, page=cursor)
 
@@ -162,6 +158,16 @@ class TagsStream(QuayStream):
             self.prefetch(self.page_order(self._page), self._context, page=self._page + 1)
         self._page += 1
         return fresh
+
+    def prefetch_pages(self, listing: Order, context: Context, page: int = 1) -> None:
+        """Fetch ahead a tag page and, once it says there is more, the next one."""
+
+        def follow(response: requests.Response) -> None:
+            body = response.json()
+            if body.get("tags") and says_more(body):  # an empty page is an error, not more
+                self.prefetch_pages(listing, context, page + 1)
+
+        self.prefetch((*listing, page - 1), context, page=page, follow=follow)
 
     def tagged_digests(self, context: Context) -> TaggedDigests:
         """Return the digests the repository's active tags point at, listing them if needed."""
