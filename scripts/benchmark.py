@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sample_quay import TOKENS, SampleQuay, ScaleSettings
@@ -31,27 +31,20 @@ from sample_quay.minimum import minimum_requests
 
 TAP = str(Path(sys.executable).with_name("tap-quay"))
 STREAM = re.compile(rb'"stream":"([a-z_]+)"')
+# 1 org x 5 repos x 120 live tags: tag paging, shared digests, manifest lists; enough for a
+# rate-limited run to settle.
+TINY = ScaleSettings(
+    orgs=1,
+    repos_per_org=5,
+    active_tags=120,
+    dead_tags=5,
+    manifest_lists=2,
+    packages=10,
+    vulnerabilities=3,
+)
 SCALES = {
-    # 1 org x 5 repos: enough for a rate-limited run to settle.
-    "tiny": ScaleSettings(
-        orgs=1,
-        repos_per_org=5,
-        active_tags=120,
-        dead_tags=5,
-        manifest_lists=2,
-        packages=10,
-        vulnerabilities=3,
-    ),
-    # 2 orgs x 10 repos x 120 live tags: tag paging, shared digests, manifest lists.
-    "small": ScaleSettings(
-        orgs=2,
-        repos_per_org=10,
-        active_tags=120,
-        dead_tags=5,
-        manifest_lists=2,
-        packages=10,
-        vulnerabilities=3,
-    ),
+    "tiny": TINY,
+    "small": replace(TINY, orgs=2, repos_per_org=10),
     # 100,000 live tags and about a million package rows.
     "large": ScaleSettings(
         orgs=2,

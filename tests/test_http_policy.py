@@ -18,6 +18,16 @@ ROBOT_SECRET = "canary-robot-secret-93ab"
 AVATAR = {"name": "x", "hash": "h", "color": "#000000", "kind": "user"}
 DIGEST = "sha256:" + "a" * 64
 CONFIG = {"base_url": BASE, "auth_token": TOKEN, "organizations": ["acme"]}
+REPO = {
+    "namespace": "acme",
+    "description": None,
+    "is_public": False,
+    "kind": "image",
+    "state": "NORMAL",
+    "is_starred": False,
+    "last_modified": 1717258117,
+    "popularity": 0.0,
+}
 
 
 def quay_error(status: int, kind: str) -> dict:
@@ -94,21 +104,7 @@ def registry(requests_mock):
     )
     requests_mock.get(
         f"{API}/repository",
-        json={
-            "repositories": [
-                {
-                    "namespace": "acme",
-                    "name": "web",
-                    "description": None,
-                    "is_public": False,
-                    "kind": "image",
-                    "state": "NORMAL",
-                    "is_starred": False,
-                    "last_modified": 1717258117,
-                    "popularity": 0.0,
-                }
-            ]
-        },
+        json={"repositories": [{**REPO, "name": "web"}]},
     )
     requests_mock.get(
         f"{API}/repository/acme/web/tag/",
@@ -436,17 +432,6 @@ def test_an_api_description_that_keeps_failing_does_not_fail_the_run(
 
 
 # A hostile or broken registry: nothing lost silently, nothing leaked ------------------
-
-REPO = {
-    "namespace": "acme",
-    "description": None,
-    "is_public": False,
-    "kind": "image",
-    "state": "NORMAL",
-    "is_starred": False,
-    "last_modified": 1717258117,
-    "popularity": 0.0,
-}
 
 
 def failed(caplog) -> str:
