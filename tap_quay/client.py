@@ -197,6 +197,7 @@ class QuayStream(RESTStream[t.Any]):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
+        self.quay.progress.requests[self.name] += 1
         status = response.status_code
         if response.is_redirect:
             # Redirects are not followed: the token goes to base_url and nowhere else, and
@@ -328,6 +329,7 @@ class QuayStream(RESTStream[t.Any]):
 
     @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        self.quay.progress.record(self.name)
         self.position = row.pop(POSITION, self.position)
         keys = {key: (context or {})[key] for key in self.parent_keys}
         return {**keys, **row}
@@ -436,6 +438,7 @@ class QuayStream(RESTStream[t.Any]):
 
     @override
     def backoff_handler(self, details: Details) -> None:
+        self.quay.progress.retries[self.name] += 1
         error = details.get("exception")
         self.logger.warning(
             "%s: retrying in %.1f s (try %d of %d) after %s",

@@ -12,6 +12,8 @@ class SyncProblems:
 
     logger: logging.Logger
     skipped: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: Why each (stream, status) was skipped, for the end-of-run summary.
+    hints: dict[tuple[str, int], str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     failed_streams: set[str] = field(default_factory=set)
 
@@ -19,6 +21,7 @@ class SyncProblems:
         """Note a resource the token may not see; warn the first time per stream and status."""
         key = (stream, status)
         self.skipped[key] = self.skipped.get(key, 0) + 1
+        self.hints.setdefault(key, hint)
         if self.skipped[key] == 1:
             self.logger.warning(
                 "%s: Quay answered %d for %s, so it comes out empty (%s). "

@@ -18,6 +18,7 @@ from tap_quay.environment import with_numbers
 from tap_quay.errors import InvalidTokenError, QuayError
 from tap_quay.output import RecordBufferingWriter
 from tap_quay.problems import SyncProblems
+from tap_quay.progress import SyncProgress
 from tap_quay.streams import ACCESS_STREAMS, STREAM_TYPES
 from tap_quay.streams.access import OrganizationMembersStream, UserStream
 from tap_quay.transport import Transport
@@ -119,6 +120,7 @@ class TapQuay(Tap):
         """Create the tap with one problem log shared by all streams."""
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.problems = SyncProblems(self.logger)
+        self.progress = SyncProgress(self.logger)
 
     @classproperty
     @override
@@ -208,6 +210,7 @@ class TapQuay(Tap):
             self.logger.error("%s", error)
             sys.exit(1)
         write_activate_versions(self)
+        self.logger.info("%s", self.progress.summary(self.problems))
         if self.problems.failures:
             self.logger.error("%s", self.problems.summary())
             sys.exit(1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from sample_quay import TOKENS, SampleQuay, ScaleSettings
+from tap_quay import progress
 from tests import recorded
 from tests.conftest import TAP_EXECUTABLE, run_tap_process
 
@@ -325,3 +327,36 @@ def test_tap_executable_reports_its_settings():
         "request_timeout",
     ):
         assert name in settings
+
+
+def test_the_run_ends_with_a_summary_of_records_requests_and_time(full_run):
+    run, requests = full_run
+    summary = run.stderr[run.stderr.index("sync summary") :].splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in summary[2:] if line[:1].isalpha()}
+    for stream in STREAMS:
+        assert int(rows[stream][0]) == run.output.count(stream), stream
+    assert int(rows["total"][1]) == len(requests)
+    assert any(line.startswith("elapsed:") for line in summary)
+
+
+def test_skipped_resources_are_in_the_summary_with_their_reason(server, tmp_path):
+    config = {
+        "base_url": server.url,
+        "auth_token": TOKENS["reader_full"],
+        "organizations": ["buynlarge"],
+    }
+    run = run_tap_process(config, tmp_path)
+    summary = run.stderr[run.stderr.index("sync summary") :]
+    assert "skipped: organization_members: 1 answered 403" in summary
+
+
+def test_a_long_sync_logs_progress_per_stream(sync_in_process, caplog, monkeypatch, server):
+    monkeypatch.setattr(progress, "PROGRESS_INTERVAL", 0.0)
+    caplog.set_level(logging.INFO)
+    config = {"base_url": server.url, "auth_token": TOKENS["full"], "organizations": ["buynlarge"]}
+    code, output = sync_in_process(config)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress: ")]
+    assert code == 0
+    assert any(line.startswith("progress: tags: ") for line in lines)
+    last_tags = [line for line in lines if line.startswith("progress: tags: ")][-1]
+    assert f"tags: {output.count('tags')} records" in last_tags

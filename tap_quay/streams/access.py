@@ -8,7 +8,7 @@ from typing_extensions import override
 
 from tap_quay import schemas
 from tap_quay.client import SKIP_HINTS, QuayStream
-from tap_quay.errors import ResourceUnavailable
+from tap_quay.errors import InvalidTokenError, ResourceUnavailable
 from tap_quay.timestamps import convert_fields
 
 if t.TYPE_CHECKING:
@@ -39,9 +39,10 @@ class UserStream(QuayStream):
     def validate_response(self, response: requests.Response) -> None:
         # /user/ answers 401 both to a bad token and to a good one without user:read;
         # the tap decides which it was, so here it only means "not readable".
-        if response.status_code == 401:
-            raise ResourceUnavailable(401, "/api/v1/user/")
-        super().validate_response(response)
+        try:
+            super().validate_response(response)
+        except InvalidTokenError:
+            raise ResourceUnavailable(401, "/api/v1/user/") from None
 
     def profile(self) -> Record | None:
         """Return the user profile, requesting it the first time only."""
