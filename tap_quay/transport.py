@@ -90,7 +90,6 @@ class Throttle:
         self.concurrency = float(max_concurrency)
         self.rate = max_rate
         self.in_flight = 0
-        self.peak_in_flight = 0
         self._next_start = 0.0
         self._last_decrease = 0.0
         self._recent_starts: deque[float] = deque()
@@ -103,7 +102,6 @@ class Throttle:
             while self.in_flight >= max(1, int(self.concurrency)):
                 self._changed.wait()
             self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             now = time.monotonic()
             start = max(now, self._next_start)
             if self.rate:
@@ -186,7 +184,6 @@ class Transport(requests.Session):
         self.max_worker_wait = min(MAX_WORKER_WAIT, max_retry_wait)
         self.throttle = Throttle(max_concurrency, max_rate)
         self.timeout = timeout
-        self.requests_sent = 0
         # One worker more than there are slots, so a request is built and waiting the
         # moment a slot frees; a window of a few answers per worker keeps them busy while
         # the SDK writes records, and bounds memory.
@@ -248,17 +245,14 @@ class Transport(requests.Session):
             if job is None:
                 return None
             self._active.pop(key, None)
-            self._advance_cursor(job.order)
+            # The SDK asks in walk order: what was registered before this and is still not
+            # taken is not needed soon (its parent failed, say), so it stops holding room.
+            self._cursor = max(self._cursor, job.order)
             self._lock.notify()
             if job.state == "waiting":
                 job.state = "taken"
                 return None
             return job
-
-    def _advance_cursor(self, order: Order) -> None:
-        # The SDK asks in walk order: what was registered before this and is still not
-        # taken is not needed soon (its parent failed, say), so it stops holding room.
-        self._cursor = max(self._cursor, order)
 
     # The workers' side ---------------------------------------------------
 
@@ -332,8 +326,6 @@ class Transport(requests.Session):
             status = response.status_code
             return response
         finally:
-            with self._lock:
-                self.requests_sent += 1
             self.throttle.release(started, throttled=status == TOO_MANY_REQUESTS)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sample_quay import TOKENS, SampleQuay
 from tap_quay import client
 from tap_quay.tap import TapQuay
 from tests.singer_output import SingerOutput
@@ -44,6 +45,16 @@ def run_tap_process(
         command += ["--catalog", str(catalog_file)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     return TapRun(done.returncode, done.stdout, done.stderr)
+
+
+def config_for(server: SampleQuay, token: str = "full", **settings: object) -> dict:
+    """Return the tap's config for buynlarge on a sample server, with one of its tokens."""
+    return {
+        "base_url": server.url,
+        "auth_token": TOKENS[token],
+        "organizations": ["buynlarge"],
+        **settings,
+    }
 
 
 @pytest.fixture

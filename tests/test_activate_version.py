@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sample_quay import TOKENS, SampleQuay
-from tests.conftest import run_tap_process
+from tests.conftest import config_for, run_tap_process
 from tests.meltano_project import STREAMS
 
 
@@ -56,11 +56,7 @@ def test_no_activate_version_when_turned_off(server, tmp_path):
 
 
 def test_streams_the_token_may_not_read_are_not_activated(server, tmp_path):
-    config = {
-        "base_url": server.url,
-        "auth_token": TOKENS["repo_read"],
-        "organizations": ["buynlarge"],
-    }
+    config = config_for(server, "repo_read")
     run = run_tap_process(config, tmp_path)
 
     assert run.returncode == 0, run.stderr[-2000:]
@@ -72,11 +68,7 @@ def test_streams_the_token_may_not_read_are_not_activated(server, tmp_path):
 
 def test_a_failed_stream_and_the_streams_below_it_are_not_activated(sync_in_process, fast_retries):
     with SampleQuay(scanner="down") as sample:
-        config = {
-            "base_url": sample.url,
-            "auth_token": TOKENS["full"],
-            "organizations": ["buynlarge"],
-        }
+        config = config_for(sample)
         code, output = sync_in_process(config)
 
     assert code == 1

@@ -14,7 +14,7 @@ from sample_quay import TOKENS, SampleQuay, ScaleSettings
 from sample_quay.minimum import minimum_requests
 from tap_quay import transport
 from tap_quay.transport import Throttle, Transport
-from tests.conftest import TapRun, run_tap_process
+from tests.conftest import TapRun, config_for, run_tap_process
 
 SCALE = ScaleSettings(
     orgs=1,
@@ -96,12 +96,7 @@ def test_state_of_a_concurrent_run_starts_the_next_one(runs, tmp_path):
     state = concurrent.output.states[-1]
     assert max(len(line) for line in concurrent.output.state_lines) < 10_000
     with SampleQuay() as server:
-        config = {
-            "base_url": server.url,
-            "auth_token": TOKENS["full"],
-            "organizations": ["buynlarge"],
-            "max_concurrency": 5,
-        }
+        config = config_for(server, max_concurrency=5)
         state_file = tmp_path / "state.json"
         state_file.write_text(json.dumps(state))
         run = run_tap_process(config, tmp_path, "--state", str(state_file))

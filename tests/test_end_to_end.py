@@ -12,7 +12,7 @@ import pytest
 from sample_quay import TOKENS, SampleQuay, ScaleSettings
 from tap_quay import progress
 from tests import recorded
-from tests.conftest import TAP_EXECUTABLE, run_tap_process
+from tests.conftest import TAP_EXECUTABLE, config_for, run_tap_process
 
 STREAMS = (
     "user",
@@ -226,11 +226,7 @@ def test_tag_pages_are_followed_until_has_additional_is_false(tmp_path):
 
 
 def test_a_token_without_user_read_syncs_the_listed_organizations(server, tmp_path):
-    config = {
-        "base_url": server.url,
-        "auth_token": TOKENS["repo_read"],
-        "organizations": ["buynlarge"],
-    }
+    config = config_for(server, "repo_read")
     run = run_tap_process(config, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.output.count("user") == 0
@@ -264,11 +260,7 @@ def test_an_unknown_or_expired_token_stops_the_run(server, tmp_path, token, orga
 
 
 def test_a_plain_member_sees_what_quay_shows_members(server, tmp_path):
-    config = {
-        "base_url": server.url,
-        "auth_token": TOKENS["reader_full"],
-        "organizations": ["buynlarge"],
-    }
+    config = config_for(server, "reader_full")
     run = run_tap_process(config, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.output.count("organization_members") == 0
@@ -279,11 +271,7 @@ def test_a_plain_member_sees_what_quay_shows_members(server, tmp_path):
 @pytest.mark.parametrize("scanner", ["off"])
 def test_a_registry_without_scanner_yields_no_security_rows(tmp_path, scanner):
     with SampleQuay(scanner=scanner) as sample:
-        config = {
-            "base_url": sample.url,
-            "auth_token": TOKENS["full"],
-            "organizations": ["buynlarge"],
-        }
+        config = config_for(sample)
         run = run_tap_process(config, tmp_path)
         security_calls = [r for r in sample.requests if r.path.endswith("/security")]
     assert run.returncode == 0, run.stderr[-2000:]
@@ -298,11 +286,7 @@ def test_a_failing_scanner_is_retried_then_reported_after_the_rest(
     tmp_path, sync_in_process, fast_retries, caplog
 ):
     with SampleQuay(scanner="down") as sample:
-        config = {
-            "base_url": sample.url,
-            "auth_token": TOKENS["full"],
-            "organizations": ["buynlarge"],
-        }
+        config = config_for(sample)
         code, output = sync_in_process(config)
         failed = [r for r in sample.requests if r.status == 520]
     statuses = {m["digest"]: m["security_status"] for m in output.records["manifests"]}
@@ -340,11 +324,7 @@ def test_the_run_ends_with_a_summary_of_records_requests_and_time(full_run):
 
 
 def test_skipped_resources_are_in_the_summary_with_their_reason(server, tmp_path):
-    config = {
-        "base_url": server.url,
-        "auth_token": TOKENS["reader_full"],
-        "organizations": ["buynlarge"],
-    }
+    config = config_for(server, "reader_full")
     run = run_tap_process(config, tmp_path)
     summary = run.stderr[run.stderr.index("sync summary") :]
     assert "skipped: organization_members: 1 answered 403" in summary
@@ -353,7 +333,7 @@ def test_skipped_resources_are_in_the_summary_with_their_reason(server, tmp_path
 def test_a_long_sync_logs_progress_per_stream(sync_in_process, caplog, monkeypatch, server):
     monkeypatch.setattr(progress, "PROGRESS_INTERVAL", 0.0)
     caplog.set_level(logging.INFO)
-    config = {"base_url": server.url, "auth_token": TOKENS["full"], "organizations": ["buynlarge"]}
+    config = config_for(server)
     code, output = sync_in_process(config)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress: ")]
     assert code == 0

@@ -28,7 +28,7 @@ from sample_quay.server import TlsFiles
 from tap_quay import check, client
 from tap_quay.errors import QuayError
 from tap_quay.tap import check_base_url
-from tests.conftest import TapRun
+from tests.conftest import TapRun, config_for
 from tests.singer_output import SingerOutput
 
 ROBOT_SECRET_MARK = "ROBOT-SECRET-PLACEHOLDER"
@@ -52,16 +52,6 @@ def run_fast_tap(config: dict, tmp_path: Path) -> TapRun:
     command = [sys.executable, "-c", FAST_TAP, "--config", str(config_file)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     return TapRun(done.returncode, done.stdout, done.stderr)
-
-
-def config_for(server: SampleQuay, **settings: object) -> dict:
-    """Return the tap's config for buynlarge on a sample server, with the full token."""
-    return {
-        "base_url": server.url,
-        "auth_token": TOKENS["full"],
-        "organizations": ["buynlarge"],
-        **settings,
-    }
 
 
 def canonical(output: SingerOutput) -> dict[str, list[str]]:
